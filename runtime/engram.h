@@ -1,0 +1,350 @@
+/*
+ * engram.h — the one public header of libengram.
+ *
+ * engram runs memory-consolidation bursts: short bursts of numeric work scripted in Lua,
+ * each taking its scratch memory from a per-thread bump arena that is reset in O(1) when
+ * the burst ends. This header is everything an embedder needs: arenas, pools, kernels,
+ * the runtime, the store and the stats.
+ *
+ * Conventions (all sections):
+ *   - Functions return 0 on success or a negative ENGRAM_E* code; functions returning a
+ *     pointer return NULL on failure. Either way engram_last_error() then describes the
+ *     failure for the calling thread. The library never prints and never longjmps, with one
+ *     exception chosen by the user: the `panic` overflow strategy prints and aborts.
+ *   - Structs that the library fills carry their size and version (ENGRAM_STRUCT_INIT), so a
+ *     program built against another header version is caught instead of misread.
+ */
+#ifndef ENGRAM_H
+#define ENGRAM_H
+
+#define ENGRAM_VERSION_MAJOR 0
+#define ENGRAM_VERSION_MINOR 1
+#define ENGRAM_VERSION_PATCH 0
+#define ENGRAM_VERSION_NUM   (ENGRAM_VERSION_MAJOR * 10000 + ENGRAM_VERSION_MINOR * 100 + ENGRAM_VERSION_PATCH)
+#define ENGRAM_VERSION_STRING "0.1.0"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The library builds with -fvisibility=hidden: only what is marked ENGRAM_API is exported. */
+#define ENGRAM_API __attribute__((visibility("default")))
+
+#define ENGRAM_LIKELY(x)   __builtin_expect(!!(x), 1)
+#define ENGRAM_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* ======================================================================================
+ * Version and errors
+ * ====================================================================================== */
+
+/* The version the library was built as; compare with ENGRAM_VERSION_NUM to catch a
+ * header/library mismatch (as luaL_checkversion does for Lua). */
+ENGRAM_API int engram_version(void);
+
+enum {
+  ENGRAM_OK        =  0,
+  ENGRAM_EINVAL    = -1,  /* an argument is out of its documented range */
+  ENGRAM_ENOMEM    = -2,  /* the system allocator or mmap failed */
+  ENGRAM_EFULL     = -3,  /* an arena or pool is at its capacity / memory cap */
+  ENGRAM_EOVERFLOW = -4,  /* a size computation overflowed (n * size, offset + size) */
+  ENGRAM_ECONFIG   = -5,  /* a configuration value (often an ENGRAM_* variable) is invalid */
+  ENGRAM_ESTALE    = -6,  /* a mark or handle outlived the scope it belongs to */
+  ENGRAM_EVERSION  = -7,  /* a struct's size/version does not match this library */
+  ENGRAM_ESCRIPT   = -8,  /* a Lua script failed to load or raised an error */
+  ENGRAM_ETIMEOUT  = -9,  /* a burst exceeded its deadline */
+  ENGRAM_ESTORE    = -10, /* the SQLite store reported an error */
+  ENGRAM_ESTATE    = -11, /* the call is not valid in the object's current state */
+  ENGRAM_ERANGE    = -12, /* an index or id is out of range (bad CSR offsets, targets) */
+  ENGRAM_EBUSY     = -13, /* a bounded queue is full */
+  ENGRAM_EIO       = -14, /* a file could not be read or written */
+  ENGRAM_ENOTSUP   = -15, /* the feature is not available on this CPU or build */
+  ENGRAM_ECODE_MIN = -15
+};
+
+/* A static, lower-case description of an ENGRAM_E* code ("arena full", ...). */
+ENGRAM_API const char *engram_strerror(int code);
+
+/* The message of the last failure on the calling thread, with detail
+ * ("arena: out of memory (requested 4096 bytes, align 64; 1048000 of 1048576 used)").
+ * Valid until the next failing call on this thread; never NULL (empty when none). */
+ENGRAM_API const char *engram_last_error(void);
+
+/* ======================================================================================
+ * Arena — a bump-pointer allocator owned by one thread
+ *
+ * An arena serves allocations from one committed block by bumping a pointer; `reset` gives
+ * everything back in O(1) (+ O(number of fallback chunks)) and keeps the block committed, so
+ * a warm burst takes no page faults. Marks give nested scopes: `rewind` returns everything
+ * allocated since the mark.
+ *
+ * Thread safety: an arena belongs to the thread that created it (or adopted it). Only that
+ * thread allocates, marks, rewinds or resets it; debug builds assert this. Stats of all
+ * arenas can be read from any thread (engram_stats_snapshot).
+ *
+ * When a request does not fit, the arena's overflow strategy decides:
+ *   ENGRAM_OVERFLOW_ERROR     return NULL, count the overflow (engram_last_error has the sizes)
+ *   ENGRAM_OVERFLOW_PANIC     print the same message to stderr and abort()
+ *   ENGRAM_OVERFLOW_FALLBACK  serve it from a chunk taken from the system allocator, chained to
+ *                             the arena and freed at reset (or rewind); counted in the stats.
+ * A request larger than the whole arena is handled by the same strategy.
+ * ====================================================================================== */
+
+typedef enum engram_overflow {
+  ENGRAM_OVERFLOW_ERROR = 0,
+  ENGRAM_OVERFLOW_PANIC = 1,
+  ENGRAM_OVERFLOW_FALLBACK = 2
+} engram_overflow;
+
+typedef enum engram_page_kind {
+  ENGRAM_PAGES_4K = 0,      /* ordinary pages */
+  ENGRAM_PAGES_THP = 1,     /* transparent huge pages requested with madvise(MADV_HUGEPAGE) */
+  ENGRAM_PAGES_HUGETLB = 2  /* explicit huge pages (MAP_HUGETLB) */
+} engram_page_kind;
+
+typedef enum engram_huge_pages {
+  ENGRAM_HUGE_OFF = 0,      /* 4 KiB pages only */
+  ENGRAM_HUGE_AUTO = 1      /* arenas of >= 2 MiB try MAP_HUGETLB, then THP, then 4 KiB */
+} engram_huge_pages;
+
+#define ENGRAM_ARENA_MIN_SIZE      ((size_t)64 << 10)  /* range accepted from ENGRAM_ARENA_SIZE */
+#define ENGRAM_ARENA_MAX_SIZE      ((size_t)1 << 30)
+#define ENGRAM_ARENA_DEFAULT_SIZE  ((size_t)1 << 20)
+#define ENGRAM_ARENA_MAX_ALIGN     4096
+#define ENGRAM_ARENA_DEFAULT_ALIGN 16
+
+typedef struct engram_arena_config {
+  size_t size;               /* bytes of the primary block; 0 .. ENGRAM_ARENA_MAX_SIZE */
+  size_t align;              /* default alignment of engram_arena_alloc (power of two <= 4096) */
+  engram_overflow overflow;
+  engram_huge_pages huge_pages;
+  int prefault;              /* non-zero: touch every page at creation (no first-burst faults) */
+} engram_arena_config;
+
+/* The process default: ENGRAM_ARENA_SIZE / ENGRAM_ARENA_OVERFLOW / ENGRAM_ARENA_HUGEPAGES /
+ * ENGRAM_ARENA_PREFAULT over the built-in defaults (1 MiB, 16, error, auto, off), or the values
+ * last set by engram_configure_arena. Returns ENGRAM_ECONFIG with a message naming the variable,
+ * its value and the accepted forms when the environment holds a bad value. */
+ENGRAM_API int engram_config_arena_default(engram_arena_config *out);
+
+/* Parse a size such as "1048576", "64KiB", "8MiB", "1GiB", "64K", "8M", "1G".
+ * Returns 0 and sets *out, or ENGRAM_ECONFIG (bad form) / ENGRAM_EOVERFLOW (too large). */
+ENGRAM_API int engram_parse_size(const char *text, size_t *out);
+
+/* The arena. The fields before `slow_` are read by the inline fast path; treat the struct as
+ * opaque otherwise. */
+typedef struct engram_arena {
+  uintptr_t top;             /* next free byte of the current block */
+  uintptr_t limit;           /* end of the current block */
+  uintptr_t base;            /* start of the primary block */
+  uint64_t epoch;            /* incremented by every reset: handles from older epochs are stale */
+  size_t align;              /* default alignment */
+  void *chunk;               /* current fallback chunk, NULL while in the primary block */
+  struct engram_arena_slow *slow_;
+} engram_arena;
+
+/* A savepoint: engram_arena_rewind(a, m) frees everything allocated after the mark. */
+typedef struct engram_mark {
+  uintptr_t top;
+  void *chunk;
+  uint64_t epoch;
+} engram_mark;
+
+/* Create an arena; NULL on failure (ENGRAM_EINVAL for a bad config, ENGRAM_ENOMEM). A NULL
+ * config means the process default. The creating thread owns it. */
+ENGRAM_API engram_arena *engram_arena_create(const engram_arena_config *config);
+
+/* Free the arena, its block and its fallback chunks. Its counters are kept in the process
+ * stats as a retired arena. NULL is a no-op. */
+ENGRAM_API void engram_arena_destroy(engram_arena *a);
+
+/* Make the calling thread the owner (hand an arena made on one thread to a worker). */
+ENGRAM_API void engram_arena_adopt(engram_arena *a);
+
+/* The calling thread's default arena, created on first use from the process default config
+ * (so its pages are first touched by, and local to, this thread) and released when the
+ * thread exits. NULL if the configuration is invalid or memory is short. */
+ENGRAM_API engram_arena *engram_arena_thread(void);
+
+/* Out-of-line halves of the inline functions below; call those instead. */
+ENGRAM_API void *engram_arena_alloc_slow(engram_arena *a, size_t n, size_t align);
+ENGRAM_API void *engram_arena_size_overflow_slow(engram_arena *a, size_t count, size_t size);
+
+/* Builds that poison free arena memory (ASan, or Valgrind with ENGRAM_VALGRIND) route every
+ * allocation through the out-of-line path, which unpoisons exactly what it hands out. */
+#if !defined(ENGRAM_POISON)
+#  if defined(__SANITIZE_ADDRESS__) || defined(ENGRAM_VALGRIND)
+#    define ENGRAM_POISON 1
+#  elif defined(__has_feature)
+#    if __has_feature(address_sanitizer)
+#      define ENGRAM_POISON 1
+#    endif
+#  endif
+#endif
+
+static inline int engram_align_valid(size_t align)
+{
+  return align != 0 && (align & (align - 1)) == 0 && align <= ENGRAM_ARENA_MAX_ALIGN;
+}
+
+/* n bytes whose address is a multiple of `align` (a power of two <= 4096). Returns NULL when
+ * the arena is full and its strategy is `error`, or for an invalid alignment (ENGRAM_EINVAL).
+ * n == 0 returns a valid aligned pointer and consumes nothing but padding. The fast path is a
+ * handful of instructions and never touches the stats. Builds that poison free memory
+ * (ASan, Valgrind) always take the out-of-line path. */
+static inline void *engram_arena_alloc_aligned(engram_arena *a, size_t n, size_t align)
+{
+#if !defined(ENGRAM_POISON)
+  uintptr_t p = (a->top + (align - 1)) & ~(uintptr_t)(align - 1);
+  /* p <= limit first, so that limit - p cannot wrap; align is checked here only when it is not
+   * a compile-time constant (the compiler folds the check away otherwise). */
+  if (ENGRAM_LIKELY(engram_align_valid(align) && p <= a->limit && n <= a->limit - p)) {
+    a->top = p + n;
+    return (void *)p;
+  }
+#endif
+  return engram_arena_alloc_slow(a, n, align);
+}
+
+/* n bytes at the arena's default alignment. */
+static inline void *engram_arena_alloc(engram_arena *a, size_t n)
+{
+  return engram_arena_alloc_aligned(a, n, a->align);
+}
+
+/* count * size bytes, with the multiplication checked (ENGRAM_EOVERFLOW, NULL). */
+static inline void *engram_arena_alloc_array(engram_arena *a, size_t count, size_t size, size_t align)
+{
+  size_t n;
+  if (ENGRAM_UNLIKELY(__builtin_mul_overflow(count, size, &n)))
+    return engram_arena_size_overflow_slow(a, count, size);
+  return engram_arena_alloc_aligned(a, n, align);
+}
+
+/* Everything back, in O(1) plus one free per fallback chunk; the primary block stays committed.
+ * Updates the high-water mark, bumps the epoch, counts the reset. */
+ENGRAM_API void engram_arena_reset(engram_arena *a);
+
+/* A mark of the current position (inline: three loads). */
+static inline engram_mark engram_arena_mark(const engram_arena *a);
+
+/* Return to a mark taken on this arena in the current epoch (nested marks rewind in any order
+ * from inner to outer). ENGRAM_ESTALE for a mark from before the last reset or one that lies
+ * beyond the current top (already rewound past it); the arena is unchanged then. */
+ENGRAM_API int engram_arena_rewind(engram_arena *a, engram_mark m);
+
+/* Bytes in use: padding included, across the primary block and fallback chunks. */
+ENGRAM_API size_t engram_arena_used(const engram_arena *a);
+
+/* Bytes of the primary block. */
+ENGRAM_API size_t engram_arena_capacity(const engram_arena *a);
+
+/* Bytes still free in the current block, ignoring alignment padding. */
+static inline size_t engram_arena_remaining(const engram_arena *a)
+{
+  return (size_t)(a->limit - a->top);
+}
+
+static inline engram_mark engram_arena_mark(const engram_arena *a)
+{
+  engram_mark m;
+  m.top = a->top;
+  m.chunk = a->chunk;
+  m.epoch = a->epoch;
+  return m;
+}
+
+/* Initialise a struct the library fills: sets its size and version fields. */
+#define ENGRAM_STRUCT_INIT(s, ver) \
+  do { memset(&(s), 0, sizeof(s)); (s).struct_size = (uint32_t)sizeof(s); (s).struct_version = (ver); } while (0)
+
+#define ENGRAM_ARENA_INFO_VERSION 1
+
+typedef struct engram_arena_info {
+  uint32_t struct_size;      /* sizeof(engram_arena_info), set by ENGRAM_STRUCT_INIT */
+  uint32_t struct_version;   /* ENGRAM_ARENA_INFO_VERSION */
+  uint64_t capacity;         /* bytes of the primary block */
+  uint64_t used;             /* bytes in use now (primary + fallback chunks) */
+  uint64_t high_water;       /* most bytes ever in use at once (as of this query) */
+  uint64_t resets;
+  uint64_t overflows;        /* requests that did not fit the current block */
+  uint64_t fallback_bytes;   /* bytes taken from the system allocator for fallback chunks */
+  uint64_t fallback_chunks;  /* fallback chunks taken */
+  uint64_t epoch;
+  int32_t page_kind;         /* engram_page_kind of the primary block */
+  int32_t overflow_strategy; /* engram_overflow */
+} engram_arena_info;
+
+/* Fill *out for one arena (owner thread only; it reads the bump pointer). ENGRAM_EVERSION when
+ * out's size/version does not match. */
+ENGRAM_API int engram_arena_query(engram_arena *a, engram_arena_info *out);
+
+/* ---- the original design's calls (kept for existing callers) ------------------------- */
+
+/* Set the process default for thread arenas created after this call: pool_mb in 1..1024,
+ * strategy 0 = panic, 1 = error, 2 = fallback. ENGRAM_EINVAL for values out of range (the
+ * default is unchanged then). */
+ENGRAM_API int engram_configure_arena(uint32_t pool_mb, uint8_t strategy);
+
+/* Process-wide totals: resets, overflows and the largest high-water mark of all arenas, live
+ * and retired. Any pointer may be NULL. */
+ENGRAM_API void engram_arena_stats(size_t *resets, size_t *overflows, size_t *max_high_water);
+
+/* Reset the calling thread's default arena (if it exists). */
+ENGRAM_API void engram_reset_arenas(void);
+
+/* ======================================================================================
+ * Process-wide stats
+ *
+ * A snapshot sums all arenas, live and retired (destroyed, or released at thread exit),
+ * without taking any lock that an allocation could wait on: counters are written only on
+ * slow paths (reset, overflow, query) by the owning thread and read here with relaxed atomics.
+ * `used` of a live arena is only known to its owner; the snapshot reports the high-water marks
+ * as of each arena's last reset or query instead.
+ * ====================================================================================== */
+
+#define ENGRAM_STATS_VERSION 1
+
+typedef struct engram_stats {
+  uint32_t struct_size;
+  uint32_t struct_version;
+  uint64_t arenas_live;
+  uint64_t arenas_retired;
+  uint64_t capacity;         /* bytes of primary blocks of live arenas */
+  uint64_t high_water_max;   /* largest high-water mark of any arena, live or retired */
+  uint64_t high_water_sum;   /* sum of high-water marks of live arenas */
+  uint64_t resets;
+  uint64_t overflows;
+  uint64_t fallback_bytes;
+  uint64_t fallback_chunks;
+  uint64_t pages_4k;         /* live arenas by page kind */
+  uint64_t pages_thp;
+  uint64_t pages_hugetlb;
+} engram_stats;
+
+ENGRAM_API int engram_stats_snapshot(engram_stats *out);
+
+/* ======================================================================================
+ * Pools                                                              (runtime/pool.c)
+ * ====================================================================================== */
+
+/* ======================================================================================
+ * Kernels                                                            (kernels/)
+ * ====================================================================================== */
+
+/* ======================================================================================
+ * Runtime                                                            (runtime/host.c, workers.c)
+ * ====================================================================================== */
+
+/* ======================================================================================
+ * Store                                                              (runtime/store.c)
+ * ====================================================================================== */
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ENGRAM_H */
