@@ -1,5 +1,4 @@
 /* test.c — the C test harness (see test.h). */
-#define _GNU_SOURCE
 #include "test.h"
 
 #include <stdarg.h>
