@@ -37,6 +37,42 @@ struct arena_block {
 
 static const char *const overflow_names[] = { "error", "panic", "fallback" };
 
+/* Epochs are unique across the process, so a handle stamped with one can never be mistaken for
+ * a handle of another arena that later reuses the same header. */
+static uint64_t epoch_counter;
+
+uint64_t engram_epoch_next(void)
+{
+  return __atomic_add_fetch(&epoch_counter, 1, __ATOMIC_RELAXED);
+}
+
+/* Destroyed headers wait here for the next engram_arena_create: stale handles may still point
+ * at them, so they are never given back to the system allocator. */
+static pthread_mutex_t spare_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct arena_block *spare_headers;
+
+static struct arena_block *header_take(void)
+{
+  struct arena_block *b = NULL;
+  pthread_mutex_lock(&spare_lock);
+  if (spare_headers) {
+    b = spare_headers;
+    spare_headers = (struct arena_block *)b->slow.reg_next;
+  }
+  pthread_mutex_unlock(&spare_lock);
+  if (!b && posix_memalign((void **)&b, 64, sizeof *b) != 0)
+    return NULL;
+  return b;
+}
+
+static void header_give_back(struct arena_block *b)
+{
+  pthread_mutex_lock(&spare_lock);
+  b->slow.reg_next = (struct engram_arena_slow *)spare_headers;
+  spare_headers = b;
+  pthread_mutex_unlock(&spare_lock);
+}
+
 static size_t page_size(void)
 {
   static size_t ps;
@@ -121,19 +157,19 @@ engram_arena *engram_arena_create(const engram_arena_config *config)
     return NULL;
   }
 
-  struct arena_block *b;
-  if (posix_memalign((void **)&b, 64, sizeof *b) != 0) {
+  struct arena_block *b = header_take();
+  if (!b) {
     engram_fail(ENGRAM_ENOMEM, "arena: out of system memory (arena header)");
     return NULL;
   }
-  memset(b, 0, sizeof *b);
+  memset(&b->slow, 0, sizeof b->slow);
 
   struct engram_arena_slow *s = &b->slow;
   size_t bytes = round_up(config->size ? config->size : 1, page_size());
   void *map = map_block(bytes, config->huge_pages, &s->map_bytes, &s->page_kind);
   if (!map) {
     engram_fail(ENGRAM_ENOMEM, "arena: cannot map %zu bytes (%s)", bytes, strerror(errno));
-    free(b);
+    header_give_back(b);
     return NULL;
   }
   if (config->prefault)
@@ -160,6 +196,7 @@ engram_arena *engram_arena_create(const engram_arena_config *config)
   a->align = config->align;
   a->chunk = NULL;
   a->slow_ = s;
+  __atomic_store_n(&a->epoch, engram_epoch_next(), __ATOMIC_RELAXED);
   engram_registry_add(s);
   return a;
 }
@@ -186,7 +223,10 @@ void engram_arena_destroy(engram_arena *a)
   free_chunks_until(a, NULL);
   UNPOISON(s->map, s->map_bytes);
   munmap(s->map, s->map_bytes);
-  free((struct arena_block *)a);
+  s->scope_depth = 0;
+  a->top = a->limit = a->base = 0;
+  __atomic_store_n(&a->epoch, engram_epoch_next(), __ATOMIC_RELAXED);
+  header_give_back((struct arena_block *)a);
 }
 
 void engram_arena_adopt(engram_arena *a)
@@ -336,7 +376,8 @@ void engram_arena_reset(engram_arena *a)
   POISON(a->base, hi - a->base);
   a->top = a->base;
   a->limit = a->base + s->capacity;
-  a->epoch++;
+  s->scope_depth = 0;
+  a->epoch = engram_epoch_next();
   STAT_ADD(s->resets, 1);
 }
 
@@ -368,6 +409,58 @@ int engram_arena_rewind(engram_arena *a, engram_mark m)
   a->top = m.top;
   a->limit = c ? c->end : a->base + s->capacity;
   return 0;
+}
+
+int engram_arena_scope_enter(engram_arena *a, engram_mark *out)
+{
+  struct engram_arena_slow *s = a->slow_;
+  ENGRAM_ASSERT_OWNER(s, "scope");
+  if (s->scope_depth == ENGRAM_ARENA_MAX_SCOPES)
+    return engram_fail(ENGRAM_EFULL, "arena: too many nested scopes (at most %d)", ENGRAM_ARENA_MAX_SCOPES);
+  *out = engram_arena_mark(a);
+  s->scope_epochs[s->scope_depth++] = a->epoch;
+  a->epoch = engram_epoch_next();
+  return 0;
+}
+
+int engram_arena_scope_leave(engram_arena *a, engram_mark m)
+{
+  struct engram_arena_slow *s = a->slow_;
+  ENGRAM_ASSERT_OWNER(s, "scope");
+  uint32_t i = s->scope_depth;
+  while (i > 0 && s->scope_epochs[i - 1] != m.epoch)
+    i--;
+  if (i == 0)
+    return engram_fail(ENGRAM_ESTALE, "arena: scope already closed (or its mark is from another arena)");
+  uint64_t inner = a->epoch;
+  a->epoch = m.epoch;
+  int rc = engram_arena_rewind(a, m);
+  if (rc != 0) {
+    a->epoch = inner;
+    return rc;
+  }
+  s->scope_depth = i - 1;
+  return 0;
+}
+
+int engram_arena_epoch_live(const engram_arena *a, uint64_t epoch)
+{
+  if (epoch == __atomic_load_n(&a->epoch, __ATOMIC_RELAXED))
+    return 1;
+  const struct engram_arena_slow *s = a->slow_;
+  for (uint32_t i = 0; i < s->scope_depth; i++)
+    if (s->scope_epochs[i] == epoch)
+      return 1;
+  return 0;
+}
+
+int engram_arena_poisoning(void)
+{
+#if defined(ENGRAM_POISON)
+  return 1;
+#else
+  return 0;
+#endif
 }
 
 /* ---- queries ---------------------------------------------------------------------------- */

@@ -38,6 +38,10 @@ struct engram_arena_slow {
   engram_page_kind page_kind;
   pthread_t owner;
 
+  /* open scopes: the epochs they replaced (outermost first) */
+  uint32_t scope_depth;
+  uint64_t scope_epochs[ENGRAM_ARENA_MAX_SCOPES];
+
   /* statistics (see STAT_*) */
   uint64_t high_water;
   uint64_t resets;
@@ -51,6 +55,7 @@ struct engram_arena_slow {
 };
 
 /* arena.c */
+ENGRAM_HIDDEN uint64_t engram_epoch_next(void);
 ENGRAM_HIDDEN const char *engram_overflow_name(engram_overflow o);
 
 /* stats.c */

@@ -140,7 +140,8 @@ typedef struct engram_arena {
   uintptr_t top;             /* next free byte of the current block */
   uintptr_t limit;           /* end of the current block */
   uintptr_t base;            /* start of the primary block */
-  uint64_t epoch;            /* incremented by every reset: handles from older epochs are stale */
+  uint64_t epoch;            /* generation of the innermost open scope; process-unique, renewed by
+                              * every reset and scope change: handles of other epochs are stale */
   size_t align;              /* default alignment */
   void *chunk;               /* current fallback chunk, NULL while in the primary block */
   struct engram_arena_slow *slow_;
@@ -157,8 +158,10 @@ typedef struct engram_mark {
  * config means the process default. The creating thread owns it. */
 ENGRAM_API engram_arena *engram_arena_create(const engram_arena_config *config);
 
-/* Free the arena, its block and its fallback chunks. Its counters are kept in the process
- * stats as a retired arena. NULL is a no-op. */
+/* Free the arena's block and fallback chunks. Its counters are kept in the process stats as a
+ * retired arena. The small header stays mapped and is recycled for the next arena, with a new
+ * epoch, so a stale handle that still points at it reads "stale", never freed memory.
+ * NULL is a no-op. */
 ENGRAM_API void engram_arena_destroy(engram_arena *a);
 
 /* Make the calling thread the owner (hand an arena made on one thread to a worker). */
@@ -230,6 +233,24 @@ ENGRAM_API void engram_arena_reset(engram_arena *a);
 
 /* A mark of the current position (inline: three loads). */
 static inline engram_mark engram_arena_mark(const engram_arena *a);
+
+/* Scopes: a mark that also opens a new epoch, for handles that must go stale when the scope
+ * ends (the Lua views). enter gives the arena a fresh epoch and remembers the outer one;
+ * leave rewinds to the scope's mark and restores the outer epoch, so handles made inside are
+ * stale and handles made outside stay valid. Scopes nest up to ENGRAM_ARENA_MAX_SCOPES
+ * (ENGRAM_EFULL beyond); leaving an outer scope closes the inner ones too. */
+#define ENGRAM_ARENA_MAX_SCOPES 64
+ENGRAM_API int engram_arena_scope_enter(engram_arena *a, engram_mark *out);
+ENGRAM_API int engram_arena_scope_leave(engram_arena *a, engram_mark m);
+
+/* Non-zero when handles stamped with `epoch` are still valid: the current epoch or that of an
+ * enclosing open scope. Safe on a destroyed arena (its header is recycled, never unmapped):
+ * every epoch of a destroyed arena is stale. */
+ENGRAM_API int engram_arena_epoch_live(const engram_arena *a, uint64_t epoch);
+
+/* Non-zero when this library build poisons free arena memory (ASan/Valgrind): bindings that
+ * bump the pointer themselves (the Lua views) must then call engram_arena_alloc_slow. */
+ENGRAM_API int engram_arena_poisoning(void);
 
 /* Return to a mark taken on this arena in the current epoch (nested marks rewind in any order
  * from inner to outer). ENGRAM_ESTALE for a mark from before the last reset or one that lies
@@ -329,7 +350,231 @@ ENGRAM_API int engram_stats_snapshot(engram_stats *out);
 
 /* ======================================================================================
  * Pools                                                              (runtime/pool.c)
+ *
+ * Fixed-size object pools: O(1) acquire/release through an intrusive LIFO free list (the
+ * last object released is the next one acquired, still warm in cache). A pool grows by
+ * mapping slabs from the system, each `growth` times the capacity so far, until its memory
+ * cap; at the cap acquire returns NULL with ENGRAM_EFULL and a message naming the cap. Slabs
+ * stay mapped until the pool is destroyed. Vector pools are object pools of `dim` floats
+ * whose every slot is 64-byte aligned (the stride is rounded up to 64 bytes).
+ *
+ * Thread safety, chosen at creation:
+ *   - thread-local (default): the creating thread (or the one that called engram_pool_adopt)
+ *     is the only one that acquires and releases; the fast paths are inline and take no lock.
+ *     Debug builds (ENGRAM_DEBUG) abort with a message when another thread uses the pool.
+ *   - ENGRAM_POOL_SHARED: any thread may acquire and release; every call takes the pool's
+ *     mutex (out of line). An object may be released by a thread other than the acquirer.
+ * Stats (engram_pool_query) and the JSON report may be read from any thread at any time; for
+ * a thread-local pool in use they are a consistent-enough snapshot (each counter is exact,
+ * the counters are not read atomically together).
+ *
+ * Zeroing (ENGRAM_POOL_ZERO) happens on acquire: every object handed out reads as zero,
+ * whether it is fresh or reused. Without the flag a reused object holds what its last user
+ * left, except the first pointer-sized word, which the free list overwrote.
+ *
+ * Misuse: releasing an object twice, or a pointer that this pool never handed out, is
+ * undefined in release builds. Debug builds (ENGRAM_DEBUG, the library's build mode) check
+ * every release and abort with a message naming the pool and the pointer
+ * ("engram: pool 'edges': double release of 0x...").
  * ====================================================================================== */
+
+#define ENGRAM_POOL_SHARED  1u   /* any thread may use the pool (mutex) */
+#define ENGRAM_POOL_ZERO    2u   /* acquire returns zero-filled objects */
+
+#define ENGRAM_POOL_NAME_MAX     63             /* bytes of a pool's name, without the NUL */
+#define ENGRAM_POOL_MAX_OBJECT   ((size_t)1 << 30)
+#define ENGRAM_POOL_DEFAULT_ALIGN 16
+#define ENGRAM_POOL_VECTOR_ALIGN 64
+
+typedef struct engram_pool_config {
+  const char *name;          /* shown in the stats report; copied; NULL -> "pool" */
+  size_t object_size;        /* bytes per object, 1 .. ENGRAM_POOL_MAX_OBJECT */
+  size_t align;              /* of every object's address: a power of two <= 4096; 0 -> 16 */
+  size_t initial_objects;    /* objects in the first slab (rounded up to fill its pages);
+                              * 0 -> one page worth */
+  double growth;             /* each new slab makes the capacity `growth` times larger:
+                              * 1.125 .. 16; 0 -> 2 */
+  size_t max_bytes;          /* memory cap: capacity * stride never exceeds it; 0 -> no cap */
+  unsigned flags;            /* ENGRAM_POOL_SHARED | ENGRAM_POOL_ZERO */
+} engram_pool_config;
+
+/* The pool. The fields before `slow_` are used by the inline fast paths; treat the struct as
+ * opaque otherwise. `free` stays NULL for pools the inline path must not touch (shared pools,
+ * debug builds), which sends every acquire to the out-of-line path. */
+typedef struct engram_pool {
+  void *free;                /* head of the intrusive free list */
+  uint64_t acquisitions;     /* written by the owner only; read by anyone (relaxed) */
+  uint64_t releases;
+  uint32_t inline_ok;        /* 1: the inline release may push onto `free` */
+  uint32_t zero;             /* 1: ENGRAM_POOL_ZERO */
+  size_t object_size;
+  struct engram_pool_slow *slow_;
+} engram_pool;
+
+/* Create a pool; NULL on failure (ENGRAM_EINVAL naming the bad field, ENGRAM_ENOMEM). No slab
+ * is mapped until the first acquire. */
+ENGRAM_API engram_pool *engram_pool_create(const engram_pool_config *config);
+
+/* A pool of float vectors of `dim` elements (dim >= 1), each slot 64-byte aligned.
+ * max_bytes and flags as in engram_pool_config. */
+ENGRAM_API engram_pool *engram_pool_create_vectors(const char *name, size_t dim, size_t max_bytes,
+                                                   unsigned flags);
+
+/* Unmap every slab (objects still acquired become invalid) and leave the stats report.
+ * NULL is a no-op. */
+ENGRAM_API void engram_pool_destroy(engram_pool *p);
+
+/* Make the calling thread the owner of a thread-local pool. */
+ENGRAM_API void engram_pool_adopt(engram_pool *p);
+
+/* The complete acquire and release, out of line: what the inline functions below call when
+ * their fast path does not apply, and what bindings without inline code (the FFI) call. */
+ENGRAM_API void *engram_pool_acquire_slow(engram_pool *p);
+ENGRAM_API void engram_pool_release_slow(engram_pool *p, void *object);
+
+/* A counter that only the owner writes and any thread may read. */
+static inline void engram_pool_count_(uint64_t *c)
+{
+  __atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+}
+
+/* One object, aligned as configured; NULL at the memory cap (ENGRAM_EFULL) or when the system
+ * has no memory left (ENGRAM_ENOMEM). O(1): a pop from the free list, or out of line a fresh
+ * object from the current slab or a new slab. */
+static inline void *engram_pool_acquire(engram_pool *p)
+{
+  void *o = p->free;
+  if (ENGRAM_LIKELY(o != NULL)) {
+    p->free = *(void **)o;
+    engram_pool_count_(&p->acquisitions);
+    if (p->zero)
+      memset(o, 0, p->object_size);
+    return o;
+  }
+  return engram_pool_acquire_slow(p);
+}
+
+/* Give an object back (NULL is a no-op). O(1): a push onto the free list. */
+static inline void engram_pool_release(engram_pool *p, void *object)
+{
+  if (ENGRAM_LIKELY(p->inline_ok && object != NULL)) {
+    *(void **)object = p->free;
+    p->free = object;
+    engram_pool_count_(&p->releases);
+    return;
+  }
+  engram_pool_release_slow(p, object);
+}
+
+/* A vector slot of a pool made by engram_pool_create_vectors. */
+static inline float *engram_pool_acquire_vector(engram_pool *p)
+{
+  return (float *)engram_pool_acquire(p);
+}
+
+#define ENGRAM_POOL_INFO_VERSION 1
+
+typedef struct engram_pool_info {
+  uint32_t struct_size;      /* sizeof(engram_pool_info), set by ENGRAM_STRUCT_INIT */
+  uint32_t struct_version;   /* ENGRAM_POOL_INFO_VERSION */
+  char name[ENGRAM_POOL_NAME_MAX + 1];
+  uint32_t flags;            /* ENGRAM_POOL_SHARED | ENGRAM_POOL_ZERO */
+  uint32_t vector_dim;       /* floats per slot for vector pools, else 0 */
+  uint64_t object_size;      /* as configured */
+  uint64_t stride;           /* bytes between objects: object_size rounded up to align */
+  uint64_t align;
+  uint64_t capacity;         /* objects the mapped slabs hold */
+  uint64_t in_use;           /* acquired and not yet released */
+  uint64_t peak;             /* most objects in use at once */
+  uint64_t acquisitions;     /* successful acquires */
+  uint64_t releases;
+  uint64_t reuses;           /* acquires served from the free list (not fresh memory) */
+  uint64_t failures;         /* acquires refused at the memory cap or for lack of memory */
+  double reuse_rate;         /* reuses / acquisitions (0 before the first acquire) */
+  uint64_t bytes_reserved;   /* bytes mapped for slabs (whole pages) */
+  uint64_t max_bytes;        /* the memory cap, 0 for none */
+  uint64_t slabs;
+} engram_pool_info;
+
+/* Fill *out for one pool; any thread. ENGRAM_EVERSION when out's size/version does not match. */
+ENGRAM_API int engram_pool_query(engram_pool *p, engram_pool_info *out);
+
+/* ---- scoped arenas --------------------------------------------------------------------
+ *
+ * An arena cache hands out arenas by size class (powers of two from 64 KiB to 1 GiB) and takes
+ * them back: release resets the arena (O(1), its pages stay committed) and keeps it for the next
+ * acquire of that class, up to `keep_per_class` per class; arenas released beyond that are
+ * destroyed. The cache itself is shared (a mutex, taken only by acquire and release); an
+ * acquired arena belongs to the acquiring thread, which must also be the one that releases it.
+ */
+
+#define ENGRAM_ARENA_CACHE_MIN_CLASS ((size_t)64 << 10)
+#define ENGRAM_ARENA_CACHE_CLASSES   15   /* 64 KiB << 0 .. 64 KiB << 14 = 1 GiB */
+#define ENGRAM_ARENA_CACHE_DEFAULT_KEEP 4
+
+typedef struct engram_arena_cache engram_arena_cache;
+
+typedef struct engram_arena_cache_config {
+  const char *name;          /* shown in the stats report; copied; NULL -> "arenas" */
+  unsigned keep_per_class;   /* arenas kept per class after release; 0 -> 4 */
+  size_t align;              /* default alignment of the arenas; 0 -> 16 */
+  engram_overflow overflow;  /* overflow strategy of the arenas */
+  engram_huge_pages huge_pages;
+  int prefault;
+} engram_arena_cache_config;
+
+/* NULL config: the defaults above (error strategy, huge pages auto, no prefault). */
+ENGRAM_API engram_arena_cache *engram_arena_cache_create(const engram_arena_cache_config *config);
+
+/* Destroy the kept arenas and the cache. Arenas still acquired stay valid and are the caller's
+ * to engram_arena_destroy. NULL is a no-op. */
+ENGRAM_API void engram_arena_cache_destroy(engram_arena_cache *c);
+
+/* An empty arena of the smallest class holding min_bytes, owned by the calling thread: a kept
+ * one when there is one, else a new one. NULL: ENGRAM_EINVAL (min_bytes above 1 GiB),
+ * ENGRAM_ENOMEM. */
+ENGRAM_API engram_arena *engram_arena_cache_acquire(engram_arena_cache *c, size_t min_bytes);
+
+/* Reset the arena and keep it for reuse, or destroy it when its class already keeps
+ * keep_per_class arenas. ENGRAM_EINVAL when the arena is not one this cache handed out (its
+ * capacity is not a class size, or nothing is out). */
+ENGRAM_API int engram_arena_cache_release(engram_arena_cache *c, engram_arena *a);
+
+#define ENGRAM_ARENA_CACHE_INFO_VERSION 1
+
+typedef struct engram_arena_cache_info {
+  uint32_t struct_size;
+  uint32_t struct_version;   /* ENGRAM_ARENA_CACHE_INFO_VERSION */
+  char name[ENGRAM_POOL_NAME_MAX + 1];
+  uint32_t keep_per_class;
+  uint32_t reserved_;
+  uint64_t acquisitions;
+  uint64_t reuses;           /* acquires served by a kept arena */
+  uint64_t created;
+  uint64_t destroyed;        /* released beyond keep_per_class */
+  uint64_t out;              /* acquired and not yet released */
+  uint64_t kept;             /* waiting for reuse now */
+  uint64_t kept_bytes;       /* capacity of the kept arenas */
+  uint64_t kept_per_class[ENGRAM_ARENA_CACHE_CLASSES];
+} engram_arena_cache_info;
+
+ENGRAM_API int engram_arena_cache_query(engram_arena_cache *c, engram_arena_cache_info *out);
+
+/* ---- the stats report ------------------------------------------------------------------
+ *
+ * One JSON document (UTF-8, names escaped) with the process arena snapshot
+ * (engram_stats_snapshot), the calling thread's default arena if it exists (engram_arena_query)
+ * and every live pool and arena cache, by name:
+ *   {"version": "0.1.0", "process": {...}, "thread_arena": {...} | null,
+ *    "pools": [{"name": ..., ...}, ...], "arena_caches": [...]}
+ * Returns a malloc'd, NUL-terminated string the caller frees with engram_free, or NULL
+ * (ENGRAM_ENOMEM). Any thread.
+ */
+ENGRAM_API char *engram_stats_json(void);
+
+/* Free memory the library returned to the caller (engram_stats_json). NULL is a no-op. */
+ENGRAM_API void engram_free(void *p);
+
 
 /* ======================================================================================
  * Kernels                                                            (kernels/)
