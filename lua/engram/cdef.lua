@@ -69,6 +69,20 @@ int engram_arena_query(engram_arena *a, engram_arena_info *out);
 int engram_configure_arena(uint32_t pool_mb, uint8_t strategy);
 void engram_arena_stats(size_t *resets, size_t *overflows, size_t *max_high_water);
 void engram_reset_arenas(void);
+int engram_arena_scope_enter(engram_arena *a, engram_mark *out);
+int engram_arena_scope_leave(engram_arena *a, engram_mark m);
+int engram_arena_epoch_live(const engram_arena *a, uint64_t epoch);
+int engram_arena_poisoning(void);
+
+/* Lua views of arena memory (lua/engram/arena.lua): a pointer, a length in elements and the
+ * epoch of the arena scope they were made in. Not part of the C API. */
+typedef struct engram_view_f32 { float *ptr; int64_t len; uint64_t epoch; engram_arena *arena; } engram_view_f32;
+typedef struct engram_view_f64 { double *ptr; int64_t len; uint64_t epoch; engram_arena *arena; } engram_view_f64;
+typedef struct engram_view_i32 { int32_t *ptr; int64_t len; uint64_t epoch; engram_arena *arena; } engram_view_i32;
+typedef struct engram_view_u8 { uint8_t *ptr; int64_t len; uint64_t epoch; engram_arena *arena; } engram_view_u8;
+typedef struct engram_matrix_f32 {
+  float *ptr; int64_t rows; int64_t cols; uint64_t epoch; engram_arena *arena;
+} engram_matrix_f32;
 
 /* ---- process-wide stats ---- */
 typedef struct engram_stats {
