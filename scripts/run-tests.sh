@@ -94,6 +94,9 @@ if [ $c_only -eq 0 ] && ls spec/*_spec.lua >/dev/null 2>&1; then
   esac
 fi
 
+# Callers that combine several runs (.ci/run) collect the counts here.
+[ -n "${COUNTS_FILE:-}" ] && echo "$passed $failed $skipped" >> "$COUNTS_FILE"
+
 summary="$passed passed, $failed failed"
 [ "$skipped" -gt 0 ] && summary="$summary, $skipped skipped"
 echo "$summary"
