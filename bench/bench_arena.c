@@ -584,6 +584,7 @@ static int child_main(int ci, int wl, int round)
     cstate_fini(&s);
   }
   printf("rss=%.2f\n", (double)bench_peak_rss() / (double)MiB);
+  free(w.r);
   return 0;
 }
 
@@ -616,6 +617,7 @@ static int child_metrics(int wl)
   printf("off=%.4f on=%.4f ratio=%.5f\n", (double)off / den, (double)on / den,
          bench_median(ratio, (size_t)pairs));
   free(ratio);
+  free(w.r);
   return 0;
 }
 
@@ -840,7 +842,7 @@ static int parent_main(void)
   bench_table_end();
 
   /* Targets from the issue. */
-  bench_table_begin("Targets", "target", "workload", "measured", "met", NULL);
+  bench_table_begin("Targets (ns/alloc ratios; faults of the arena)", "target", "workload", "measured", "met", NULL);
   for (int wl = W_S; wl <= W_K; wl++) {
     double r = med(C_ARENA, wl, F_NS) / med(C_BUMP, wl, F_NS);
     bench_table_row("public API <= 1.3x inline bump|%s|%.2fx|%s", wname[wl], r, r <= 1.3 ? "yes" : "NO");
@@ -856,9 +858,10 @@ static int parent_main(void)
       }
     }
     double a = med(C_ARENA, wl, F_NS), g = med(C_GLIBC, wl, F_NS);
-    char label[96];
-    snprintf(label, sizeof label, ">= 2.5x faster than fastest of tcmalloc/mimalloc/mi_heap (%s)", who);
-    bench_table_row("%s|%s|%.1fx|%s", label, wname[wl], best / a, best / a >= 2.5 ? "yes" : "NO");
+    char got[48];
+    snprintf(got, sizeof got, "%.1fx (%.*s)", best / a, (int)strcspn(who, " "), who);
+    bench_table_row(">= 2.5x faster than tcmalloc, mimalloc, mi_heap|%s|%s|%s", wname[wl], got,
+                    best / a >= 2.5 ? "yes" : "NO");
     bench_table_row(">= 10x faster than glibc|%s|%.1fx|%s", wname[wl], g / a, g / a >= 10 ? "yes" : "NO");
   }
   for (int wl = W_S; wl <= W_O; wl++) {
@@ -870,8 +873,11 @@ static int parent_main(void)
     bench_table_row("metrics on vs off within 1%%|%s|%+.2f%%|%s", wname[wl], 100 * met_delta[wl],
                     fabs(met_delta[wl]) <= 0.01 ? "yes" : "NO");
   {
+    /* The bump reference's own 2T/1T shows what the machine allows (shared L3 and memory). */
     double r = med(C_ARENA, W_T, F_T2) / med(C_ARENA, W_T, F_T1);
-    bench_table_row("2 threads per-thread within 10%% of 1 thread|T|%.2fx|%s", r, r <= 1.10 ? "yes" : "NO");
+    double rb = med(C_BUMP, W_T, F_T2) / med(C_BUMP, W_T, F_T1);
+    bench_table_row("2 threads per-thread within 10%% of 1 thread|T|%.2fx (bump %.2fx)|%s", r, rb,
+                    r <= 1.10 ? "yes" : "NO");
   }
   bench_table_end();
   printf("elapsed %.1f s\n", elapsed);
