@@ -206,6 +206,10 @@ static inline void *engram_arena_alloc_aligned(engram_arena *a, size_t n, size_t
    * a compile-time constant (the compiler folds the check away otherwise). */
   if (ENGRAM_LIKELY(engram_align_valid(align) && p <= a->limit && n <= a->limit - p)) {
     a->top = p + n;
+    /* tell the compiler this branch never yields NULL, so a caller's NULL test folds into the
+     * slow path instead of costing a compare and a taken branch per allocation */
+    if ((void *)p == NULL)
+      __builtin_unreachable();
     return (void *)p;
   }
 #endif
@@ -369,8 +373,10 @@ ENGRAM_API int engram_stats_snapshot(engram_stats *out);
  * the counters are not read atomically together).
  *
  * Zeroing (ENGRAM_POOL_ZERO) happens on acquire: every object handed out reads as zero,
- * whether it is fresh or reused. Without the flag a reused object holds what its last user
- * left, except the first pointer-sized word, which the free list overwrote.
+ * whether it is fresh or reused. Zeroing pools take the out-of-line path (the memset costs
+ * more than the call), which keeps the flag test off everyone else's fast path. Without the
+ * flag a reused object holds what its last user left, except the first pointer-sized word,
+ * which the free list overwrote.
  *
  * Misuse: releasing an object twice, or a pointer that this pool never handed out, is
  * undefined in release builds. Debug builds (ENGRAM_DEBUG, the library's build mode) check
@@ -399,14 +405,14 @@ typedef struct engram_pool_config {
 } engram_pool_config;
 
 /* The pool. The fields before `slow_` are used by the inline fast paths; treat the struct as
- * opaque otherwise. `free` stays NULL for pools the inline path must not touch (shared pools,
- * debug builds), which sends every acquire to the out-of-line path. */
+ * opaque otherwise. `free` stays NULL for pools the inline path must not touch (shared and
+ * zeroing pools, debug builds), which sends every acquire to the out-of-line path. */
 typedef struct engram_pool {
   void *free;                /* head of the intrusive free list */
   uint64_t acquisitions;     /* written by the owner only; read by anyone (relaxed) */
   uint64_t releases;
   uint32_t inline_ok;        /* 1: the inline release may push onto `free` */
-  uint32_t zero;             /* 1: ENGRAM_POOL_ZERO */
+  uint32_t flags;            /* ENGRAM_POOL_* as created */
   size_t object_size;
   struct engram_pool_slow *slow_;
 } engram_pool;
@@ -440,15 +446,15 @@ static inline void engram_pool_count_(uint64_t *c)
 
 /* One object, aligned as configured; NULL at the memory cap (ENGRAM_EFULL) or when the system
  * has no memory left (ENGRAM_ENOMEM). O(1): a pop from the free list, or out of line a fresh
- * object from the current slab or a new slab. */
+ * object from the current slab or a new slab. The fast path is one load-test-branch, the pop
+ * and one counter; it stores twice (the head, the counter): on this loop-bound kind of code
+ * stores are what costs. */
 static inline void *engram_pool_acquire(engram_pool *p)
 {
   void *o = p->free;
   if (ENGRAM_LIKELY(o != NULL)) {
     p->free = *(void **)o;
     engram_pool_count_(&p->acquisitions);
-    if (p->zero)
-      memset(o, 0, p->object_size);
     return o;
   }
   return engram_pool_acquire_slow(p);
@@ -582,11 +588,315 @@ ENGRAM_API void engram_free(void *p);
 
 /* ======================================================================================
  * Runtime                                                            (runtime/host.c, workers.c)
+ *
+ * A runtime is N worker threads. Each worker owns, for its whole life, one lua_State (with the
+ * engram module and lpeg loadable) and one arena. A burst is one protected call of a loaded
+ * script's function with a `burst` table {arena, params, id, worker}; the worker's arena is
+ * reset whichever way the call ends (return, error, deadline). Scripts are compiled once per
+ * worker and kept in a bounded per-worker cache (least recently used evicted).
+ *
+ * A pipeline script returns a function, or a table of stage functions: the array part
+ * {f1, f2, ...} (or the array in its `stages` field) is called in index order, stage i as
+ * f_i(burst, what stage i-1 returned); the last stage's return values are the burst's.
+ * Those values come back as JSON text: no value -> null, one value -> that value, several ->
+ * an array of them. Tables whose keys are exactly 1..n are arrays, other tables objects with
+ * keys in byte order; NaN and infinities are null; functions, userdata and cdata are an error.
+ *
+ * Isolation: a script error becomes the burst's result (status ENGRAM_ESCRIPT, message with
+ * file:line and a traceback) and the worker keeps serving with the same state.
+ *
+ * Deadline (timeout_ms): interpreted code stops at its next instruction (a count hook armed at
+ * the deadline, kept armed until the burst unwinds so a pcall in the script cannot swallow
+ * it; the state is kept). JIT-compiled loops, which that LuaJIT does not hook, are stopped by
+ * a signal (ENGRAM_DEADLINE_SIGNAL, SIGURG) after a grace period of max(2, min(timeout/10, 50))
+ * ms: when it lands in LuaJIT code the call is abandoned together with its Lua state, and the
+ * worker continues with a fresh one. A signal that lands in C code (libc, libengram, SQLite,
+ * lpeg, an FFI kernel) is ignored and retried every tick (about timeout/20, 1..10 ms), so a
+ * long C call finishes before the burst stops. Such bursts end with ENGRAM_ETIMEOUT. Handlers
+ * installed earlier for SIGURG still receive the signals that are not the runtime's.
+ *
+ * Lua heap limit (lua_heap_limit): every worker state allocates through a counting allocator
+ * that refuses growth beyond the limit (never a shrink or a free); the burst ends with
+ * ENGRAM_EFULL, even if the script caught the error, and the worker replaces its state.
+ *
+ * Threads: everything may be called from any thread; submit is lock-protected and never
+ * blocks (a full queue is ENGRAM_EBUSY). A burst handle belongs to the submitter until
+ * engram_burst_release.
+ *
+ * Shutdown: engram_runtime_shutdown stops accepting bursts (ENGRAM_ESTATE), lets running
+ * bursts finish (or reach their deadline), then either runs the queued ones (DRAIN) or
+ * completes each with status ENGRAM_ESTATE, message "runtime: burst cancelled by shutdown"
+ * (CANCEL). engram_runtime_destroy drains first when it was not shut down.
  * ====================================================================================== */
+
+#define ENGRAM_RUNTIME_MAX_WORKERS 256
+#define ENGRAM_RUNTIME_CONFIG_VERSION 1
+
+typedef struct engram_runtime engram_runtime;
+typedef struct engram_burst engram_burst;
+
+typedef struct engram_runtime_config {
+  uint32_t struct_size;      /* set by engram_runtime_config_default */
+  uint32_t struct_version;
+  uint32_t workers;          /* 1 .. ENGRAM_RUNTIME_MAX_WORKERS; default: online CPUs */
+  uint32_t queue_capacity;   /* bursts waiting at most; default 1024 */
+  size_t arena_size;         /* per worker; default from ENGRAM_ARENA_SIZE (1 MiB) */
+  engram_overflow overflow;  /* default from ENGRAM_ARENA_OVERFLOW (error) */
+  uint32_t timeout_ms;       /* per-burst deadline; 0 = none (the default) */
+  size_t lua_heap_limit;     /* bytes per worker Lua state; 0 = unlimited (the default) */
+  uint32_t script_cache;     /* compiled scripts per worker; default 64 */
+  const char *module_path;   /* directory holding engram/init.lua, or a package.path pattern
+                              * (contains '?'); NULL: $ENGRAM_LUA_PATH, $ENGRAM_ROOT/lua, the
+                              * source tree beside the executable, then LUA_PATH */
+} engram_runtime_config;
+
+/* Fill *out with the defaults (arena size and overflow from the environment). ENGRAM_ECONFIG
+ * when an ENGRAM_ARENA_* variable is invalid. */
+ENGRAM_API int engram_runtime_config_default(engram_runtime_config *out);
+
+/* Start the workers; each builds its Lua state and arena before this returns. NULL on failure:
+ * ENGRAM_EINVAL / ENGRAM_EVERSION (config), ENGRAM_ESCRIPT (the engram module or lpeg cannot
+ * be loaded: the message says why), ENGRAM_ENOMEM. A NULL config means the defaults. */
+ENGRAM_API engram_runtime *engram_runtime_create(const engram_runtime_config *config);
+
+/* Register a script; returns its id (> 0) or a negative code. The text is compiled once here
+ * to report syntax errors early (ENGRAM_ESCRIPT, "path:line: ..."); ENGRAM_EIO for a file that
+ * cannot be read. Loading the same name and text again returns the same id. Workers compile
+ * the script on first use and run its top level then. */
+ENGRAM_API int engram_runtime_load_file(engram_runtime *rt, const char *path);
+ENGRAM_API int engram_runtime_load_string(engram_runtime *rt, const char *name, const char *text,
+                                          size_t len);
+
+/* A burst parameter: burst.params[key] is `text` as a Lua string, or `number` when text is
+ * NULL. Keys and texts are copied at submit. */
+typedef struct engram_param {
+  const char *key;
+  const char *text;
+  double number;
+} engram_param;
+
+/* Queue a burst of `script` and return its handle in *out. ENGRAM_EBUSY when the queue is
+ * full (nothing queued), ENGRAM_ERANGE for an unknown script id, ENGRAM_ESTATE after shutdown,
+ * ENGRAM_EINVAL for a NULL key. Any thread. */
+ENGRAM_API int engram_runtime_submit(engram_runtime *rt, int script, const engram_param *params,
+                                     size_t nparams, engram_burst **out);
+
+/* Wait until the burst has finished: 0 when it has (whatever its status), ENGRAM_ETIMEOUT when
+ * timeout_ms passed first (negative: wait forever). */
+ENGRAM_API int engram_burst_wait(engram_burst *b, int64_t timeout_ms);
+
+/* 1 when the burst has finished, else 0 (never blocks). */
+ENGRAM_API int engram_burst_done(const engram_burst *b);
+
+/* Of a finished burst: 0, or ENGRAM_ESCRIPT (the script failed), ENGRAM_ETIMEOUT (deadline),
+ * ENGRAM_EFULL (Lua heap limit), ENGRAM_ENOMEM, ENGRAM_ESTATE (cancelled by shutdown).
+ * ENGRAM_EBUSY while it has not finished. */
+ENGRAM_API int engram_burst_status(const engram_burst *b);
+
+/* Of a finished burst: the error message with traceback ("" when ok); the returned values as
+ * JSON (NULL on error). Valid until engram_burst_release. */
+ENGRAM_API const char *engram_burst_message(const engram_burst *b);
+ENGRAM_API const char *engram_burst_result(const engram_burst *b);
+
+/* The id the burst got at submit (burst.id in Lua, 1, 2, ... per runtime), the worker that ran
+ * it (-1 if none) and its run time on the worker in nanoseconds. */
+ENGRAM_API uint64_t engram_burst_id(const engram_burst *b);
+ENGRAM_API int engram_burst_worker(const engram_burst *b);
+ENGRAM_API uint64_t engram_burst_run_ns(const engram_burst *b);
+
+/* Give the handle back (a burst still running is freed when it finishes). NULL is a no-op. */
+ENGRAM_API void engram_burst_release(engram_burst *b);
+
+typedef enum engram_shutdown {
+  ENGRAM_SHUTDOWN_DRAIN = 0,   /* run every queued burst, then stop */
+  ENGRAM_SHUTDOWN_CANCEL = 1   /* complete queued bursts with ENGRAM_ESTATE, then stop */
+} engram_shutdown;
+
+/* Stop accepting bursts and join the workers (see above). Idempotent; any thread but a worker. */
+ENGRAM_API void engram_runtime_shutdown(engram_runtime *rt, engram_shutdown how);
+
+/* Shut down (draining) if needed and free the runtime. Burst handles stay valid until
+ * released. NULL is a no-op. */
+ENGRAM_API void engram_runtime_destroy(engram_runtime *rt);
+
+#define ENGRAM_RUNTIME_STATS_VERSION 1
+
+/* Per worker. Latency is the run time of a burst on the worker (state lookup, Lua call,
+ * encoding, arena reset), from a log-linear histogram (4 buckets per power of two, so a
+ * percentile is within 19% of the true value). */
+typedef struct engram_worker_stats {
+  uint32_t struct_size;
+  uint32_t struct_version;   /* ENGRAM_RUNTIME_STATS_VERSION */
+  uint64_t bursts;           /* finished on this worker */
+  uint64_t errors;           /* of which ended with a non-zero status */
+  uint64_t timeouts;         /* of which hit the deadline */
+  uint64_t heap_limit_hits;  /* of which hit the Lua heap limit */
+  uint64_t states_created;   /* Lua states built (1 + replacements) */
+  uint64_t states_abandoned; /* states left after a hard stop in compiled code */
+  uint64_t cache_hits, cache_misses, cache_evictions;
+  uint64_t arena_capacity;
+  uint64_t arena_high_water; /* most arena bytes a burst of this worker used */
+  uint64_t lua_heap_used;    /* bytes now */
+  uint64_t lua_heap_peak;    /* most bytes at once over the worker's life */
+  uint64_t lua_heap_limit;   /* 0 = unlimited */
+  uint64_t latency_p50_ns, latency_p99_ns, latency_max_ns;
+} engram_worker_stats;
+
+typedef struct engram_runtime_stats {
+  uint32_t struct_size;
+  uint32_t struct_version;   /* ENGRAM_RUNTIME_STATS_VERSION */
+  uint32_t workers;
+  uint32_t scripts;          /* loaded */
+  uint64_t submitted;        /* accepted by submit */
+  uint64_t rejected;         /* refused with ENGRAM_EBUSY */
+  uint64_t completed;        /* finished, any status, cancelled included */
+  uint64_t cancelled;
+  uint64_t queued;           /* waiting now */
+  uint64_t latency_p50_ns, latency_p99_ns, latency_max_ns;   /* over all workers */
+} engram_runtime_stats;
+
+/* Totals, and one worker's counters (0 <= worker < workers: ENGRAM_ERANGE). Any thread;
+ * counters are read without locks, each exact, not all from the same instant. */
+ENGRAM_API int engram_runtime_stats_get(engram_runtime *rt, engram_runtime_stats *out);
+ENGRAM_API int engram_runtime_worker_stats(engram_runtime *rt, uint32_t worker, engram_worker_stats *out);
+
+/* The runtime's stats as one JSON object: {"workers": n, "submitted": ..., ..., "latency_ns":
+ * {"p50":..., "p99":..., "max":...}, "per_worker": [{...}, ...]}, with the config it runs with.
+ * A malloc'd string the caller frees with engram_free, or NULL (ENGRAM_ENOMEM). */
+ENGRAM_API char *engram_runtime_stats_json(engram_runtime *rt);
 
 /* ======================================================================================
  * Store                                                              (runtime/store.c)
  * ====================================================================================== */
+
+/* The memory graph in one SQLite file (WAL mode): memories (episodes with a float32 embedding of
+ * a fixed dimension per store, timestamps, access count, strength, activation, a consolidated
+ * flag and text content), weighted directed edges, and patterns (semantic clusters: centroid,
+ * strength, member ids). The schema carries a version (PRAGMA user_version).
+ *
+ * Thread safety: an engram_store is one SQLite connection used by one thread at a time; open one
+ * per worker on the same path. Workers (and processes) coordinate through claims: a burst's load
+ * claims its episodes with a lease, so two bursts never process the same episode; a burst that
+ * fails releases its claims (or they expire), and its commit is one transaction, so a failed,
+ * interrupted or killed burst changes nothing in the memory graph. */
+
+typedef struct engram_store engram_store;
+
+typedef struct engram_store_config {
+  const char *path;          /* the SQLite file */
+  uint32_t dim;              /* embedding dimension; 0 = the existing store's */
+  int create;                /* non-zero: create the file and schema when missing */
+  int busy_timeout_ms;       /* waiting for another writer; 0 = 5000 */
+  double lease_seconds;      /* how long a burst's claims hold; 0 = 300 */
+} engram_store_config;
+
+/* Open (or create) a store. NULL with ENGRAM_ESTORE and a message naming the file for: a file
+ * that is not a database, a schema from another engram version, a dimension mismatch, a missing
+ * file without `create`. */
+ENGRAM_API engram_store *engram_store_open(const engram_store_config *config);
+ENGRAM_API void engram_store_close(engram_store *s);
+ENGRAM_API uint32_t engram_store_dim(const engram_store *s);
+
+/* One episode to import. content is UTF-8 text; embedding has dim floats. */
+typedef struct engram_episode {
+  int64_t id;
+  const char *content;
+  const float *embedding;
+  double created_at;         /* seconds since the epoch */
+  double last_access;        /* 0 = created_at */
+  int32_t access_count;
+  float strength;            /* in [0, 1] */
+} engram_episode;
+
+/* Import is all-or-nothing: begin, add each episode, commit (or abort). add validates the
+ * episode (id unique in the store, strength in [0, 1], finite embedding, access_count >= 0)
+ * and the import stays open after a rejected episode only until abort or commit — commit after
+ * a failed add refuses (ENGRAM_ESTATE) and rolls back. */
+ENGRAM_API int engram_store_import_begin(engram_store *s);
+ENGRAM_API int engram_store_import_add(engram_store *s, const engram_episode *e);
+ENGRAM_API int engram_store_import_commit(engram_store *s);
+ENGRAM_API void engram_store_import_abort(engram_store *s);
+
+#define ENGRAM_STORE_COUNTS_VERSION 1
+typedef struct engram_store_counts {
+  uint32_t struct_size;
+  uint32_t struct_version;
+  int64_t memories;
+  int64_t unconsolidated;
+  int64_t edges;
+  int64_t patterns;
+  int64_t claims;            /* episodes held by bursts in flight */
+} engram_store_counts;
+
+ENGRAM_API int engram_store_count(engram_store *s, engram_store_counts *out);
+
+/* What a burst loads: its episodes (the first n rows, newest first) and their context (the
+ * remaining rows: graph neighbours of the episodes, then the most recently consolidated
+ * memories), with every array in the burst's arena. Embedding rows are `dim` floats apart; the
+ * block starts 64-byte aligned (rows too when dim is a multiple of 16). Edges are those of the
+ * store with both ends loaded, as row indices. */
+typedef struct engram_batch {
+  uint64_t claim;            /* the token that commit and release take */
+  uint32_t dim;
+  uint32_t n;                /* claimed episodes */
+  uint32_t total;            /* n + context rows */
+  int64_t *ids;
+  float *embeddings;         /* total x dim */
+  double *created_at;
+  double *last_access;
+  int32_t *access_count;
+  float *strength;
+  float *activation;
+  uint32_t n_edges;
+  int32_t *edge_src;         /* row indices */
+  int32_t *edge_dst;
+  float *edge_weight;
+} engram_batch;
+
+/* Claim up to `batch` unconsolidated, unclaimed episodes, newest first, and load them with up
+ * to `context` context rows into arena a. now = 0 means the current time. n == 0 (nothing to
+ * do) is a success. Arena exhaustion is ENGRAM_EFULL (claims are released then). */
+ENGRAM_API int engram_store_load(engram_store *s, engram_arena *a, uint32_t batch, uint32_t context,
+                                 double now, engram_batch *out);
+
+#define ENGRAM_STORE_CHANGES_VERSION 1
+
+/* A burst's result, written by engram_store_commit in one transaction. */
+typedef struct engram_store_changes {
+  uint32_t struct_size;
+  uint32_t struct_version;
+  uint64_t claim;            /* from engram_store_load */
+  double now;                /* 0 = the current time; becomes last_access of touched memories */
+  /* new strength and activation of memories (any loaded rows) */
+  uint32_t n_updates;
+  const int64_t *update_ids;
+  const float *update_strength;
+  const float *update_activation;
+  /* episodes now consolidated: must all be claims of this burst */
+  uint32_t n_consolidated;
+  const int64_t *consolidated_ids;
+  /* edges to insert or re-weight (src, dst ids) */
+  uint32_t n_edges;
+  const int64_t *edge_src;
+  const int64_t *edge_dst;
+  const float *edge_weight;
+  /* patterns: n_patterns centroids of dim floats, strengths, and members as CSR offsets
+   * (n_patterns + 1) into member ids */
+  uint32_t n_patterns;
+  const float *pattern_centroids;
+  const float *pattern_strength;
+  const uint32_t *pattern_offsets;
+  const int64_t *pattern_members;
+} engram_store_changes;
+
+/* Apply a burst's changes atomically and release its claims. ENGRAM_ESTATE (and nothing
+ * changed) when a consolidated id is not claimed by this burst (lease expired and taken by
+ * another burst, or never claimed); ENGRAM_EINVAL for malformed changes (non-finite values,
+ * a strength outside [0, 1], pattern offsets out of order); ENGRAM_ESTORE for SQLite errors. */
+ENGRAM_API int engram_store_commit(engram_store *s, const engram_store_changes *c);
+
+/* Give back a failed burst's claims (its episodes become loadable again). */
+ENGRAM_API int engram_store_release(engram_store *s, uint64_t claim);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,517 @@
+/*
+ * test_store.c — the SQLite store: schema and open errors, import (all or nothing), round trips
+ * (embeddings bit-exact), claims, commits, transaction atomicity (errors and a real kill -9 in
+ * the middle of a commit) and concurrent workers on one file.
+ */
+#include "test.h"
+#include "engram.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define DIM 32
+
+static char dir[256];
+
+static const char *db_path(const char *name)
+{
+  static __thread char path[512];   /* workers open stores concurrently */
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  return path;
+}
+
+static engram_store *open_store(const char *name, uint32_t dim, int create)
+{
+  engram_store_config c = { .path = db_path(name), .dim = dim, .create = create };
+  return engram_store_open(&c);
+}
+
+static void embedding(int64_t id, float *v)
+{
+  for (int k = 0; k < DIM; k++)
+    v[k] = sinf((float)(id * 31 + k)) * 0.5f + (float)k * 1e-3f;
+}
+
+/* Import ids first..first+n-1 with created_at = 1000 + id. */
+static int import(engram_store *s, int64_t first, int n)
+{
+  float v[DIM];
+  char text[64];
+  if (engram_store_import_begin(s) != 0)
+    return -1;
+  for (int i = 0; i < n; i++) {
+    int64_t id = first + i;
+    embedding(id, v);
+    snprintf(text, sizeof text, "episode %lld", (long long)id);
+    engram_episode e = { .id = id, .content = text, .embedding = v, .created_at = 1000.0 + (double)id,
+                         .access_count = (int32_t)(id % 5), .strength = 0.5f };
+    if (engram_store_import_add(s, &e) != 0) {
+      engram_store_import_abort(s);
+      return -1;
+    }
+  }
+  return engram_store_import_commit(s);
+}
+
+static engram_store_counts counts(engram_store *s)
+{
+  engram_store_counts c;
+  ENGRAM_STRUCT_INIT(c, ENGRAM_STORE_COUNTS_VERSION);
+  CHECK_EQ(engram_store_count(s, &c), 0);
+  return c;
+}
+
+static engram_arena *arena(size_t size)
+{
+  engram_arena_config c = { .size = size, .align = 16, .overflow = ENGRAM_OVERFLOW_ERROR };
+  return engram_arena_create(&c);
+}
+
+TEST(a_new_store_records_its_dimension_and_reopens_with_it)
+{
+  engram_store *s = open_store("dim.db", DIM, 1);
+  CHECK(s != NULL);
+  CHECK_EQ(engram_store_dim(s), DIM);
+  engram_store_close(s);
+  s = open_store("dim.db", 0, 0);
+  CHECK(s != NULL);
+  CHECK_EQ(engram_store_dim(s), DIM);
+  engram_store_close(s);
+  CHECK(open_store("dim.db", 768, 0) == NULL);
+  char want[600];
+  snprintf(want, sizeof want, "store: '%s' holds 32-dimensional embeddings (768 requested)", db_path("dim.db"));
+  CHECK_STR(engram_last_error(), want);
+}
+
+TEST(opening_what_is_not_an_engram_store_fails_with_the_file_name)
+{
+  FILE *f = fopen(db_path("junk.db"), "w");
+  fputs("this is not a database, just text that is long enough to have a header......", f);
+  fclose(f);
+  CHECK(open_store("junk.db", DIM, 1) == NULL);
+  char want[600];
+  snprintf(want, sizeof want, "store: '%s' is not an engram store (file is not a database)", db_path("junk.db"));
+  CHECK_STR(engram_last_error(), want);
+
+  CHECK(open_store("missing.db", DIM, 0) == NULL);
+  CHECK_CONTAINS(engram_last_error(), "store: cannot open");
+  CHECK_CONTAINS(engram_last_error(), "missing.db");
+
+  CHECK(open_store("nodim.db", 0, 1) == NULL);
+  CHECK_STR(engram_last_error(), "store: a new store needs an embedding dimension (dim = 0 given)");
+
+  sqlite3 *db;
+  sqlite3_open(db_path("other.db"), &db);
+  sqlite3_exec(db, "CREATE TABLE t(x)", NULL, NULL, NULL);
+  sqlite3_close(db);
+  CHECK(open_store("other.db", DIM, 1) == NULL);
+  CHECK_CONTAINS(engram_last_error(), "is not an engram store (it has other tables and no engram schema)");
+
+  engram_store_close(open_store("future.db", DIM, 1));
+  sqlite3_open(db_path("future.db"), &db);
+  sqlite3_exec(db, "PRAGMA user_version = 9", NULL, NULL, NULL);
+  sqlite3_close(db);
+  CHECK(open_store("future.db", DIM, 0) == NULL);
+  CHECK_CONTAINS(engram_last_error(), "has schema version 9 (this engram reads version 1)");
+}
+
+TEST(an_import_lands_whole_or_not_at_all)
+{
+  engram_store *s = open_store("import.db", DIM, 1);
+  CHECK_EQ(import(s, 1, 50), 0);
+  CHECK_EQ(counts(s).memories, 50);
+  /* a batch with a duplicate id changes nothing */
+  float v[DIM];
+  embedding(7, v);
+  CHECK_EQ(engram_store_import_begin(s), 0);
+  engram_episode ok = { .id = 100, .content = "new", .embedding = v, .created_at = 5, .strength = 1 };
+  engram_episode dup = { .id = 7, .content = "dup", .embedding = v, .created_at = 5, .strength = 1 };
+  CHECK_EQ(engram_store_import_add(s, &ok), 0);
+  CHECK_EQ(engram_store_import_add(s, &dup), ENGRAM_EINVAL);
+  char want[600];
+  snprintf(want, sizeof want, "store: episode id 7 is already in '%s'", db_path("import.db"));
+  CHECK_STR(engram_last_error(), want);
+  CHECK_EQ(engram_store_import_commit(s), ENGRAM_ESTATE);
+  CHECK_STR(engram_last_error(), "store: import rolled back (an episode was rejected)");
+  CHECK_EQ(counts(s).memories, 50);
+  /* invalid values are rejected too */
+  CHECK_EQ(engram_store_import_begin(s), 0);
+  engram_episode bad = { .id = 200, .embedding = v, .created_at = 5, .strength = 1.5f };
+  CHECK_EQ(engram_store_import_add(s, &bad), ENGRAM_EINVAL);
+  CHECK_STR(engram_last_error(), "store: episode 200 has strength 1.5 (expected 0 to 1)");
+  v[3] = NAN;
+  bad.strength = 1;
+  CHECK_EQ(engram_store_import_add(s, &bad), ENGRAM_EINVAL);
+  CHECK_STR(engram_last_error(), "store: episode 200 has a missing or non-finite embedding");
+  engram_store_import_abort(s);
+  CHECK_EQ(counts(s).memories, 50);
+  engram_store_close(s);
+}
+
+TEST(load_claims_the_newest_episodes_and_copies_them_bit_exact)
+{
+  engram_store *s = open_store("load.db", DIM, 1);
+  import(s, 1, 40);
+  engram_arena *a = arena(1 << 20);
+  engram_batch b;
+  CHECK_EQ(engram_store_load(s, a, 10, 0, 0, &b), 0);
+  CHECK_EQ(b.n, 10);
+  CHECK_EQ(b.total, 10);
+  CHECK_EQ(b.dim, DIM);
+  CHECK_EQ((uintptr_t)b.embeddings % 64, 0);
+  float v[DIM];
+  for (uint32_t i = 0; i < b.n; i++) {
+    CHECK_EQ(b.ids[i], 40 - (int64_t)i);   /* newest first */
+    embedding(b.ids[i], v);
+    CHECK(memcmp(v, b.embeddings + (size_t)i * DIM, sizeof v) == 0);
+    CHECK(b.created_at[i] == 1000.0 + (double)b.ids[i]);
+    CHECK_EQ(b.access_count[i], b.ids[i] % 5);
+    CHECK(b.strength[i] == 0.5f);
+  }
+  CHECK_EQ(counts(s).claims, 10);
+  /* a second burst gets the next ten, never the claimed ones */
+  engram_batch b2;
+  CHECK_EQ(engram_store_load(s, a, 10, 0, 0, &b2), 0);
+  CHECK_EQ(b2.ids[0], 30);
+  CHECK(b2.claim != b.claim);
+  /* released claims are loadable again */
+  CHECK_EQ(engram_store_release(s, b.claim), 0);
+  engram_batch b3;
+  CHECK_EQ(engram_store_load(s, a, 5, 0, 0, &b3), 0);
+  CHECK_EQ(b3.ids[0], 40);
+  engram_arena_destroy(a);
+  engram_store_close(s);
+}
+
+TEST(claims_expire_after_their_lease)
+{
+  engram_store_config c = { .path = db_path("lease.db"), .dim = DIM, .create = 1, .lease_seconds = 60 };
+  engram_store *s = engram_store_open(&c);
+  import(s, 1, 5);
+  engram_arena *a = arena(1 << 20);
+  engram_batch b;
+  CHECK_EQ(engram_store_load(s, a, 5, 0, 1e9, &b), 0);
+  CHECK_EQ(b.n, 5);
+  CHECK_EQ(engram_store_load(s, a, 5, 0, 1e9 + 30, &b), 0);
+  CHECK_EQ(b.n, 0);                                  /* all held */
+  CHECK_EQ(engram_store_load(s, a, 5, 0, 1e9 + 61, &b), 0);
+  CHECK_EQ(b.n, 5);                                  /* the lease ran out */
+  engram_arena_destroy(a);
+  engram_store_close(s);
+}
+
+static engram_store_changes changes_for(const engram_batch *b)
+{
+  engram_store_changes c;
+  ENGRAM_STRUCT_INIT(c, ENGRAM_STORE_CHANGES_VERSION);
+  c.claim = b->claim;
+  c.n_consolidated = b->n;
+  c.consolidated_ids = b->ids;
+  return c;
+}
+
+TEST(commit_writes_everything_and_releases_the_claims)
+{
+  engram_store *s = open_store("commit.db", DIM, 1);
+  import(s, 1, 6);
+  engram_arena *a = arena(1 << 20);
+  engram_batch b;
+  CHECK_EQ(engram_store_load(s, a, 6, 0, 0, &b), 0);
+  engram_store_changes c = changes_for(&b);
+  float st[6], ac[6];
+  for (int i = 0; i < 6; i++) {
+    st[i] = 0.1f * (float)i;
+    ac[i] = (float)i;
+  }
+  c.n_updates = 6;
+  c.update_ids = b.ids;
+  c.update_strength = st;
+  c.update_activation = ac;
+  int64_t src[] = { 1, 2, 3 }, dst[] = { 2, 3, 1 };
+  float w[] = { 0.5f, 0.6f, 0.7f };
+  c.n_edges = 3;
+  c.edge_src = src;
+  c.edge_dst = dst;
+  c.edge_weight = w;
+  float centroid[DIM] = { 1 };
+  float pst[] = { 0.9f };
+  uint32_t off[] = { 0, 3 };
+  int64_t members[] = { 1, 2, 3 };
+  c.n_patterns = 1;
+  c.pattern_centroids = centroid;
+  c.pattern_strength = pst;
+  c.pattern_offsets = off;
+  c.pattern_members = members;
+  CHECK_EQ(engram_store_commit(s, &c), 0);
+  engram_store_counts n = counts(s);
+  CHECK_EQ(n.unconsolidated, 0);
+  CHECK_EQ(n.edges, 3);
+  CHECK_EQ(n.patterns, 1);
+  CHECK_EQ(n.claims, 0);
+  /* the same claim cannot commit twice */
+  CHECK_EQ(engram_store_commit(s, &c), ENGRAM_ESTATE);
+  CHECK_CONTAINS(engram_last_error(), "is not claimed by this burst (its claim expired or was released); nothing was written");
+  CHECK_EQ(counts(s).patterns, 1);
+  /* an edge upsert re-weights */
+  w[0] = 0.9f;
+  engram_store_changes e;
+  ENGRAM_STRUCT_INIT(e, ENGRAM_STORE_CHANGES_VERSION);
+  e.n_edges = 1;
+  e.edge_src = src;
+  e.edge_dst = dst;
+  e.edge_weight = w;
+  CHECK_EQ(engram_store_commit(s, &e), 0);
+  CHECK_EQ(counts(s).edges, 3);
+  engram_arena_destroy(a);
+  engram_store_close(s);
+}
+
+TEST(invalid_changes_are_refused_before_anything_is_written)
+{
+  engram_store *s = open_store("invalid.db", DIM, 1);
+  import(s, 1, 3);
+  engram_arena *a = arena(1 << 20);
+  engram_batch b;
+  engram_store_load(s, a, 3, 0, 0, &b);
+  engram_store_changes c = changes_for(&b);
+  float st[] = { 0.5f, 2.0f, 0.5f }, ac[] = { 0, 0, 0 };
+  c.n_updates = 3;
+  c.update_ids = b.ids;
+  c.update_strength = st;
+  c.update_activation = ac;
+  CHECK_EQ(engram_store_commit(s, &c), ENGRAM_EINVAL);
+  CHECK_STR(engram_last_error(), "store: memory 2 would get strength 2 (expected 0 to 1)");
+  CHECK_EQ(counts(s).unconsolidated, 3);
+  /* a consolidated id this burst never claimed aborts the whole commit */
+  st[1] = 0.5f;
+  int64_t ids[] = { 3, 2, 99 };
+  c.n_consolidated = 3;
+  c.consolidated_ids = ids;
+  CHECK_EQ(engram_store_commit(s, &c), ENGRAM_ESTATE);
+  CHECK_EQ(counts(s).unconsolidated, 3);
+  CHECK_EQ(counts(s).claims, 3);
+  engram_arena_destroy(a);
+  engram_store_close(s);
+}
+
+TEST(load_brings_neighbours_recent_context_and_edges_as_row_indices)
+{
+  engram_store *s = open_store("graph.db", DIM, 1);
+  import(s, 1, 20);
+  engram_arena *a = arena(1 << 20);
+  /* consolidate 1..15 with edges 16 -> 3, 4 -> 17 among them */
+  engram_batch b;
+  CHECK_EQ(engram_store_load(s, a, 20, 0, 0, &b), 0);
+  engram_store_changes c;
+  ENGRAM_STRUCT_INIT(c, ENGRAM_STORE_CHANGES_VERSION);
+  c.claim = b.claim;
+  int64_t old[15];
+  for (int i = 0; i < 15; i++)
+    old[i] = i + 1;
+  c.n_consolidated = 15;
+  c.consolidated_ids = old;
+  int64_t src[] = { 16, 4, 5 }, dst[] = { 3, 17, 6 };
+  float w[] = { 0.4f, 0.5f, 0.6f };
+  c.n_edges = 3;
+  c.edge_src = src;
+  c.edge_dst = dst;
+  c.edge_weight = w;
+  CHECK_EQ(engram_store_commit(s, &c), 0);       /* 16..20 claims stay: release them */
+  engram_store_release(s, b.claim);
+  engram_arena_reset(a);
+
+  CHECK_EQ(engram_store_load(s, a, 5, 4, 0, &b), 0);
+  CHECK_EQ(b.n, 5);                              /* 20, 19, 18, 17, 16 */
+  CHECK_EQ(b.total, 9);                          /* neighbours 3, 4, then recent 15, 14 */
+  int64_t want[] = { 20, 19, 18, 17, 16 };
+  for (int i = 0; i < 5; i++)
+    CHECK_EQ(b.ids[i], want[i]);
+  int seen3 = 0, seen4 = 0, seen15 = 0;
+  for (uint32_t i = 5; i < b.total; i++) {
+    seen3 += b.ids[i] == 3;
+    seen4 += b.ids[i] == 4;
+    seen15 += b.ids[i] == 15;
+  }
+  CHECK(seen3 && seen4 && seen15);
+  CHECK_EQ(b.n_edges, 2);                        /* 5 -> 6 has no loaded end */
+  for (uint32_t e = 0; e < b.n_edges; e++) {
+    int64_t s_id = b.ids[b.edge_src[e]], d_id = b.ids[b.edge_dst[e]];
+    CHECK((s_id == 16 && d_id == 3 && b.edge_weight[e] == 0.4f) || (s_id == 4 && d_id == 17 && b.edge_weight[e] == 0.5f));
+  }
+  engram_arena_destroy(a);
+  engram_store_close(s);
+}
+
+TEST(a_batch_that_does_not_fit_the_arena_is_an_error_and_releases_its_claims)
+{
+  engram_store *s = open_store("small.db", DIM, 1);
+  import(s, 1, 100);
+  engram_arena *a = arena(4096);
+  engram_batch b;
+  CHECK_EQ(engram_store_load(s, a, 100, 0, 0, &b), ENGRAM_EFULL);
+  CHECK_CONTAINS(engram_last_error(), "store: the arena cannot hold the batch of 100 + 0 rows of 32 floats (arena: out of memory");
+  CHECK_EQ(counts(s).claims, 0);
+  CHECK_EQ(engram_arena_used(a), 0);
+  engram_arena_destroy(a);
+  engram_store_close(s);
+}
+
+/* ---- kill -9 in the middle of a commit ---- */
+
+static void commit_forever(void *arg)
+{
+  (void)arg;
+  engram_store *s = open_store("kill.db", 0, 0);
+  enum { E = 20000 };
+  static int64_t src[E], dst[E];
+  static float w[E];
+  for (int round = 1;; round++) {
+    for (int i = 0; i < E; i++) {
+      src[i] = i % 100 + 1;
+      dst[i] = (int64_t)i + 1000;
+      w[i] = (float)round;                  /* every edge of one commit has the round's weight */
+    }
+    engram_store_changes c;
+    ENGRAM_STRUCT_INIT(c, ENGRAM_STORE_CHANGES_VERSION);
+    c.n_edges = E;
+    c.edge_src = src;
+    c.edge_dst = dst;
+    c.edge_weight = w;
+    engram_store_commit(s, &c);
+    if (round == 1) {
+      printf("first commit done\n");
+      fflush(stdout);
+    }
+  }
+}
+
+TEST(a_process_killed_mid_commit_leaves_the_previous_burst_intact)
+{
+  engram_store *s = open_store("kill.db", DIM, 1);
+  import(s, 1, 100);
+  engram_store_close(s);
+  uint64_t seed = test_seed("kill_mid_commit");
+  for (int trial = 0; trial < 5; trial++) {
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+      dup2(fds[1], 1);
+      close(fds[0]);
+      commit_forever(NULL);
+      _exit(0);
+    }
+    close(fds[1]);
+    char buf[64];
+    ssize_t r = read(fds[0], buf, sizeof buf);   /* wait for one whole commit */
+    CHECK(r > 0);
+    usleep((useconds_t)(test_rand(&seed) % 200000));
+    kill(pid, SIGKILL);
+    int status;
+    waitpid(pid, &status, 0);
+    close(fds[0]);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+
+    /* every edge carries the weight of one and the same commit, and the file is sound */
+    sqlite3 *db;
+    CHECK_EQ(sqlite3_open(db_path("kill.db"), &db), SQLITE_OK);
+    sqlite3_stmt *st;
+    sqlite3_prepare_v2(db, "SELECT count(*), count(DISTINCT weight) FROM edges", -1, &st, NULL);
+    CHECK_EQ(sqlite3_step(st), SQLITE_ROW);
+    CHECK_EQ(sqlite3_column_int(st, 0), 20000);
+    CHECK_EQ(sqlite3_column_int(st, 1), 1);
+    sqlite3_finalize(st);
+    sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL);
+    CHECK_EQ(sqlite3_step(st), SQLITE_ROW);
+    CHECK_STR((const char *)sqlite3_column_text(st, 0), "ok");
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+  }
+}
+
+/* ---- two workers on one store ---- */
+
+#define CONC_EPISODES 600
+static int times_consolidated[CONC_EPISODES + 1];
+
+static void *consolidate_worker(void *arg)
+{
+  int *failures = arg;
+  engram_store *s = open_store("conc.db", 0, 0);
+  engram_arena *a = arena(1 << 20);
+  if (!s || !a) {
+    (*failures)++;
+    return NULL;
+  }
+  for (;;) {
+    engram_batch b;
+    if (engram_store_load(s, a, 25, 8, 0, &b) != 0) {
+      (*failures)++;
+      break;
+    }
+    if (b.n == 0)
+      break;
+    engram_store_changes c = changes_for(&b);
+    if (engram_store_commit(s, &c) != 0) {
+      (*failures)++;
+      break;
+    }
+    for (uint32_t i = 0; i < b.n; i++)
+      __atomic_add_fetch(&times_consolidated[b.ids[i]], 1, __ATOMIC_RELAXED);
+    engram_arena_reset(a);
+  }
+  engram_arena_destroy(a);
+  engram_store_close(s);
+  return NULL;
+}
+
+TEST(two_workers_on_one_store_consolidate_every_episode_exactly_once)
+{
+  engram_store *s = open_store("conc.db", DIM, 1);
+  import(s, 1, CONC_EPISODES);
+  pthread_t t[2];
+  int failures[2] = { 0, 0 };
+  for (int i = 0; i < 2; i++)
+    pthread_create(&t[i], NULL, consolidate_worker, &failures[i]);
+  for (int i = 0; i < 2; i++)
+    pthread_join(t[i], NULL);
+  CHECK_EQ(failures[0] + failures[1], 0);
+  int wrong = 0;
+  for (int id = 1; id <= CONC_EPISODES; id++)
+    wrong += times_consolidated[id] != 1;
+  CHECK_EQ(wrong, 0);
+  engram_store_counts n = counts(s);
+  CHECK_EQ(n.unconsolidated, 0);
+  CHECK_EQ(n.claims, 0);
+  engram_store_close(s);
+}
+
+int main(void)
+{
+  snprintf(dir, sizeof dir, "/tmp/engram-store-test-XXXXXX");
+  if (!mkdtemp(dir)) {
+    perror("mkdtemp");
+    return 1;
+  }
+  RUN(a_new_store_records_its_dimension_and_reopens_with_it);
+  RUN(opening_what_is_not_an_engram_store_fails_with_the_file_name);
+  RUN(an_import_lands_whole_or_not_at_all);
+  RUN(load_claims_the_newest_episodes_and_copies_them_bit_exact);
+  RUN(claims_expire_after_their_lease);
+  RUN(commit_writes_everything_and_releases_the_claims);
+  RUN(invalid_changes_are_refused_before_anything_is_written);
+  RUN(load_brings_neighbours_recent_context_and_edges_as_row_indices);
+  RUN(a_batch_that_does_not_fit_the_arena_is_an_error_and_releases_its_claims);
+  RUN(a_process_killed_mid_commit_leaves_the_previous_burst_intact);
+  RUN(two_workers_on_one_store_consolidate_every_episode_exactly_once);
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  if (system(cmd) != 0)
+    printf("# could not remove %s\n", dir);
+  return test_done();
+}
