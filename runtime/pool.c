@@ -237,8 +237,8 @@ engram_pool *engram_pool_create(const engram_pool_config *config)
 
   engram_pool *p = &b->pub;
   p->free = NULL;
-  p->inline_ok = !CHECKED && !(config->flags & ENGRAM_POOL_SHARED);
-  p->zero = (config->flags & ENGRAM_POOL_ZERO) != 0;
+  p->inline_ok = !CHECKED && !(config->flags & (ENGRAM_POOL_SHARED | ENGRAM_POOL_ZERO));
+  p->flags = config->flags;
   p->object_size = config->object_size;
   p->slow_ = s;
 
@@ -432,7 +432,7 @@ void *engram_pool_acquire_slow(engram_pool *p)
   engram_pool_count_(&p->acquisitions);
   unlock(s);
   /* Fresh objects come from never-written anonymous pages: already zero. */
-  if (reused && p->zero)
+  if (reused && (s->flags & ENGRAM_POOL_ZERO))
     memset(o, 0, s->object_size);
   return o;
 }
