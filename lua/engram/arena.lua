@@ -74,7 +74,11 @@ end
 
 -- ---- vectors -------------------------------------------------------------------------
 
-local function vector_type(ctype, elem_ctype, name)
+local views_by_name = {}   -- name -> { view_t, ptr_t }, filled by vector_type
+
+-- A view type over elements of elem_ctype. as_number: convert elements to Lua numbers on read
+-- (64-bit integers would otherwise come back as boxed cdata).
+local function vector_type(ctype, elem_ctype, name, as_number)
   local elem_size = ffi.sizeof(elem_ctype)
   local ptr_t = ffi.typeof(elem_ctype .. " *")
   local methods = {}
@@ -86,8 +90,19 @@ local function vector_type(ctype, elem_ctype, name)
     error(("arena view index %s out of range (0 to %d)"):format(tostring(i), tonumber(v.len) - 1), 3)
   end
 
-  local mt = {
-    __index = function(v, i)
+  local index
+  if as_number then
+    index = function(v, i)
+      if type(i) == "number" then
+        if i >= 0 and i < v.len and (v.epoch == v.arena.epoch or live(v)) then
+          return tonumber(v.ptr[i])
+        end
+        bad_index(v, i)
+      end
+      return methods[i]
+    end
+  else
+    index = function(v, i)
       if type(i) == "number" then
         if i >= 0 and i < v.len and v.epoch == v.arena.epoch then
           return v.ptr[i]
@@ -98,7 +113,11 @@ local function vector_type(ctype, elem_ctype, name)
         bad_index(v, i)
       end
       return methods[i]
-    end,
+    end
+  end
+
+  local mt = {
+    __index = index,
     __newindex = function(v, i, x)
       if type(i) == "number" and i >= 0 and i < v.len and (v.epoch == v.arena.epoch or live(v)) then
         v.ptr[i] = x
@@ -155,6 +174,7 @@ local function vector_type(ctype, elem_ctype, name)
   end
 
   local view_t = ffi.metatype(ctype, mt)
+  views_by_name[name] = { view_t = view_t, ptr_t = ptr_t }
 
   -- a:<name>(n): a new view of n elements.
   return function(a, n)
@@ -175,6 +195,7 @@ local floats, floats_t = vector_type("engram_view_f32", "float", "floats")
 local doubles = vector_type("engram_view_f64", "double", "doubles")
 local ints = vector_type("engram_view_i32", "int32_t", "ints")
 local bytes = vector_type("engram_view_u8", "uint8_t", "bytes")
+local int64s = vector_type("engram_view_i64", "int64_t", "int64s", true)
 
 -- ---- matrices (row-major floats) -------------------------------------------------------
 
@@ -247,6 +268,7 @@ local arena_methods = {
   doubles = doubles,
   ints = ints,
   bytes = bytes,
+  int64s = int64s,
   matrix = matrix,
 }
 
@@ -398,6 +420,22 @@ end
 -- An arena pointer handed over by C (for example a worker's arena) as an arena object.
 function M.wrap(ptr)
   return ffi_cast(arena_ptr_t, ptr)
+end
+
+-- A view of n elements of kind ("floats", "doubles", "ints", "bytes", "int64s") over memory that C
+-- code allocated in arena a during the current scope (a store load, a kernel's output).
+function M.view(a, kind, ptr, n)
+  local k = views_by_name[kind]
+  if not k then
+    error(("bad argument #2 to 'view' (floats, doubles, ints, bytes or int64s expected, got %s)")
+      :format(tostring(kind)), 2)
+  end
+  return k.view_t(ffi_cast(k.ptr_t, ptr), n, a.epoch, a)
+end
+
+-- A rows x cols float matrix over C-allocated memory of arena a (see M.view).
+function M.matrix_view(a, ptr, rows, cols)
+  return matrix_t(ffi_cast("float *", ptr), rows, cols, a.epoch, a)
 end
 
 -- True when v is a view or matrix that can still be used.

@@ -80,6 +80,7 @@ typedef struct engram_view_f32 { float *ptr; int64_t len; uint64_t epoch; engram
 typedef struct engram_view_f64 { double *ptr; int64_t len; uint64_t epoch; engram_arena *arena; } engram_view_f64;
 typedef struct engram_view_i32 { int32_t *ptr; int64_t len; uint64_t epoch; engram_arena *arena; } engram_view_i32;
 typedef struct engram_view_u8 { uint8_t *ptr; int64_t len; uint64_t epoch; engram_arena *arena; } engram_view_u8;
+typedef struct engram_view_i64 { int64_t *ptr; int64_t len; uint64_t epoch; engram_arena *arena; } engram_view_i64;
 typedef struct engram_matrix_f32 {
   float *ptr; int64_t rows; int64_t cols; uint64_t epoch; engram_arena *arena;
 } engram_matrix_f32;
@@ -105,11 +106,135 @@ int engram_stats_snapshot(engram_stats *out);
 ]]
 
 -- ---- pools ----
+ffi.cdef[[
+typedef struct engram_pool_config {
+  const char *name;
+  size_t object_size;
+  size_t align;
+  size_t initial_objects;
+  double growth;
+  size_t max_bytes;
+  unsigned flags;
+} engram_pool_config;
+
+typedef struct engram_pool {
+  void *free;
+  uint64_t acquisitions;
+  uint64_t releases;
+  uint32_t inline_ok;
+  uint32_t flags;
+  size_t object_size;
+  struct engram_pool_slow *slow_;
+} engram_pool;
+
+typedef struct engram_pool_info {
+  uint32_t struct_size;
+  uint32_t struct_version;
+  char name[64];
+  uint32_t flags;
+  uint32_t vector_dim;
+  uint64_t object_size;
+  uint64_t stride;
+  uint64_t align;
+  uint64_t capacity;
+  uint64_t in_use;
+  uint64_t peak;
+  uint64_t acquisitions;
+  uint64_t releases;
+  uint64_t reuses;
+  uint64_t failures;
+  double reuse_rate;
+  uint64_t bytes_reserved;
+  uint64_t max_bytes;
+  uint64_t slabs;
+} engram_pool_info;
+
+engram_pool *engram_pool_create(const engram_pool_config *config);
+engram_pool *engram_pool_create_vectors(const char *name, size_t dim, size_t max_bytes, unsigned flags);
+void engram_pool_destroy(engram_pool *p);
+void engram_pool_adopt(engram_pool *p);
+void *engram_pool_acquire_slow(engram_pool *p);
+void engram_pool_release_slow(engram_pool *p, void *object);
+int engram_pool_query(engram_pool *p, engram_pool_info *out);
+
+typedef struct engram_arena_cache engram_arena_cache;
+typedef struct engram_arena_cache_config {
+  const char *name;
+  unsigned keep_per_class;
+  size_t align;
+  engram_overflow overflow;
+  engram_huge_pages huge_pages;
+  int prefault;
+} engram_arena_cache_config;
+typedef struct engram_arena_cache_info {
+  uint32_t struct_size;
+  uint32_t struct_version;
+  char name[64];
+  uint32_t keep_per_class;
+  uint32_t reserved_;
+  uint64_t acquisitions;
+  uint64_t reuses;
+  uint64_t created;
+  uint64_t destroyed;
+  uint64_t out;
+  uint64_t kept;
+  uint64_t kept_bytes;
+  uint64_t kept_per_class[15];
+} engram_arena_cache_info;
+engram_arena_cache *engram_arena_cache_create(const engram_arena_cache_config *config);
+void engram_arena_cache_destroy(engram_arena_cache *c);
+engram_arena *engram_arena_cache_acquire(engram_arena_cache *c, size_t min_bytes);
+int engram_arena_cache_release(engram_arena_cache *c, engram_arena *a);
+int engram_arena_cache_query(engram_arena_cache *c, engram_arena_cache_info *out);
+
+char *engram_stats_json(void);
+void engram_free(void *p);
+]]
 
 -- ---- kernels ----
 
 -- ---- runtime ----
 
 -- ---- store ----
+ffi.cdef[[
+typedef struct engram_store engram_store;
+typedef struct engram_store_config {
+  const char *path; uint32_t dim; int create; int busy_timeout_ms; double lease_seconds;
+} engram_store_config;
+engram_store *engram_store_open(const engram_store_config *config);
+void engram_store_close(engram_store *s);
+uint32_t engram_store_dim(const engram_store *s);
+typedef struct engram_episode {
+  int64_t id; const char *content; const float *embedding; double created_at; double last_access;
+  int32_t access_count; float strength;
+} engram_episode;
+int engram_store_import_begin(engram_store *s);
+int engram_store_import_add(engram_store *s, const engram_episode *e);
+int engram_store_import_commit(engram_store *s);
+void engram_store_import_abort(engram_store *s);
+typedef struct engram_store_counts {
+  uint32_t struct_size; uint32_t struct_version;
+  int64_t memories; int64_t unconsolidated; int64_t edges; int64_t patterns; int64_t claims;
+} engram_store_counts;
+int engram_store_count(engram_store *s, engram_store_counts *out);
+typedef struct engram_batch {
+  uint64_t claim; uint32_t dim; uint32_t n; uint32_t total;
+  int64_t *ids; float *embeddings; double *created_at; double *last_access; int32_t *access_count;
+  float *strength; float *activation;
+  uint32_t n_edges; int32_t *edge_src; int32_t *edge_dst; float *edge_weight;
+} engram_batch;
+int engram_store_load(engram_store *s, engram_arena *a, uint32_t batch, uint32_t context, double now,
+                      engram_batch *out);
+typedef struct engram_store_changes {
+  uint32_t struct_size; uint32_t struct_version; uint64_t claim; double now;
+  uint32_t n_updates; const int64_t *update_ids; const float *update_strength; const float *update_activation;
+  uint32_t n_consolidated; const int64_t *consolidated_ids;
+  uint32_t n_edges; const int64_t *edge_src; const int64_t *edge_dst; const float *edge_weight;
+  uint32_t n_patterns; const float *pattern_centroids; const float *pattern_strength;
+  const uint32_t *pattern_offsets; const int64_t *pattern_members;
+} engram_store_changes;
+int engram_store_commit(engram_store *s, const engram_store_changes *c);
+int engram_store_release(engram_store *s, uint64_t claim);
+]]
 
 return true

@@ -1,0 +1,230 @@
+-- engram.store: the SQLite memory store from Lua — open, import, a burst's load and commit.
+--
+--   local store = require("engram.store")
+--   local s = store.open{ path = "memory.db", dim = 768, create = true }
+--   local b = s:load(arena, { batch = 100, context = 256 })    -- views in the burst's arena
+--   ... compute ...
+--   s:commit(b, { consolidated = ..., updates = ..., edges = ..., patterns = ... })
+--
+-- Lifetimes: a store object owns one SQLite connection (use it from one thread); store.open's
+-- objects close when collected or by :close(); store.wrap(ptr) borrows a connection owned by C
+-- (the host's per-worker store) and never closes it. What :load returns lives in the arena
+-- given to it: its views go stale when the burst ends. Expected failures (a conflict, a
+-- malformed change) return nil, err; misuse raises.
+local ffi = require("ffi")
+local C = require("engram.lib")
+local arena = require("engram.arena")
+
+local M = {}
+
+local ffi_string = ffi.string
+local config_t = ffi.typeof("engram_store_config")
+local batch_t = ffi.typeof("engram_batch")
+local counts_t = ffi.typeof("engram_store_counts")
+local changes_t = ffi.typeof("engram_store_changes")
+local episode_t = ffi.typeof("engram_episode")
+
+local function last_error()
+  return ffi_string(C.engram_last_error())
+end
+
+local Store = {}
+Store.__index = Store
+
+-- Open (or with create = true, create) a store: { path, dim, create, busy_timeout_ms, lease }.
+function M.open(opts)
+  if type(opts) ~= "table" or type(opts.path) ~= "string" then
+    error("bad argument #1 to 'open' (table with a 'path' string expected)", 2)
+  end
+  local cfg = config_t()
+  cfg.path = opts.path
+  cfg.dim = opts.dim or 0
+  cfg.create = opts.create and 1 or 0
+  cfg.busy_timeout_ms = opts.busy_timeout_ms or 0
+  cfg.lease_seconds = opts.lease or 0
+  local p = C.engram_store_open(cfg)
+  if p == nil then
+    return nil, last_error()
+  end
+  return setmetatable({ ptr = ffi.gc(p, C.engram_store_close), owned = true }, Store)
+end
+
+-- A store connection owned by C (engram_store *), borrowed for the life of its owner.
+function M.wrap(ptr)
+  return setmetatable({ ptr = ffi.cast("engram_store *", ptr), owned = false }, Store)
+end
+
+function Store:close()
+  if self.owned and self.ptr ~= nil then
+    ffi.gc(self.ptr, nil)
+    C.engram_store_close(self.ptr)
+  end
+  self.ptr = nil
+end
+
+function Store:dim()
+  return C.engram_store_dim(self.ptr)
+end
+
+-- Counts of memories, unconsolidated episodes, edges, patterns and claims in flight.
+function Store:counts()
+  local c = counts_t()
+  c.struct_size = ffi.sizeof(counts_t)
+  c.struct_version = 1
+  if C.engram_store_count(self.ptr, c) ~= 0 then
+    error(last_error(), 2)
+  end
+  return {
+    memories = tonumber(c.memories), unconsolidated = tonumber(c.unconsolidated),
+    edges = tonumber(c.edges), patterns = tonumber(c.patterns), claims = tonumber(c.claims),
+  }
+end
+
+-- Import episodes (tables with id, content, embedding (array or float cdata), created_at,
+-- last_access, access_count, strength), all or nothing. Returns the count, or nil, err.
+function Store:import(episodes)
+  local dim = self:dim()
+  local buf = ffi.new("float[?]", dim)
+  local e = episode_t()
+  if C.engram_store_import_begin(self.ptr) ~= 0 then
+    return nil, last_error()
+  end
+  for i = 1, #episodes do
+    local ep = episodes[i]
+    local emb = ep.embedding
+    if type(emb) == "table" then
+      if #emb ~= dim then
+        C.engram_store_import_abort(self.ptr)
+        return nil, ("store: episode %s has %d embedding values (expected %d)"):format(tostring(ep.id), #emb, dim)
+      end
+      for k = 1, dim do buf[k - 1] = emb[k] end
+      e.embedding = buf
+    else
+      e.embedding = emb
+    end
+    e.id = ep.id
+    e.content = ep.content or ""
+    e.created_at = ep.created_at or 0
+    e.last_access = ep.last_access or 0
+    e.access_count = ep.access_count or 0
+    e.strength = ep.strength or 1
+    if C.engram_store_import_add(self.ptr, e) ~= 0 then
+      local err = last_error()
+      C.engram_store_import_abort(self.ptr)
+      return nil, err
+    end
+  end
+  if C.engram_store_import_commit(self.ptr) ~= 0 then
+    return nil, last_error()
+  end
+  return #episodes
+end
+
+-- Claim and load a burst's batch into arena a: opts.batch (default 100), opts.context (default
+-- 256), opts.now. Returns a table of views (n, total, dim, claim, ids, embeddings (matrix),
+-- created_at, last_access, access_count, strength, activation, edges = {n, src, dst, weight})
+-- or nil, err.
+function Store:load(a, opts)
+  opts = opts or {}
+  local b = batch_t()
+  local rc = C.engram_store_load(self.ptr, a, opts.batch or 100, opts.context or 256, opts.now or 0, b)
+  if rc ~= 0 then
+    return nil, last_error()
+  end
+  local total, ne = b.total, b.n_edges
+  return {
+    claim = b.claim,
+    n = b.n,
+    total = total,
+    dim = b.dim,
+    ids = arena.view(a, "int64s", b.ids, total),
+    embeddings = arena.matrix_view(a, b.embeddings, total, b.dim),
+    created_at = arena.view(a, "doubles", b.created_at, total),
+    last_access = arena.view(a, "doubles", b.last_access, total),
+    access_count = arena.view(a, "ints", b.access_count, total),
+    strength = arena.view(a, "floats", b.strength, total),
+    activation = arena.view(a, "floats", b.activation, total),
+    edges = {
+      n = ne,
+      src = arena.view(a, "ints", b.edge_src, ne),
+      dst = arena.view(a, "ints", b.edge_dst, ne),
+      weight = arena.view(a, "floats", b.edge_weight, ne),
+    },
+  }
+end
+
+-- Pointer and count of a view, or of a Lua array copied into the arena as ctype.
+local function column(a, v, ctype)
+  if v == nil then
+    return nil, 0
+  end
+  if type(v) == "table" then
+    local n = #v
+    local p = ffi.cast(ctype .. " *", a:alloc(n * ffi.sizeof(ctype), 64) or error("arena: out of memory", 3))
+    for i = 1, n do p[i - 1] = v[i] end
+    return p, n
+  end
+  return ffi.cast(ctype .. " *", v:pointer()), #v
+end
+
+-- Write a burst's changes in one transaction and release its claims. `b` is what :load returned;
+-- changes = { consolidated = ids, updates = { ids, strength, activation },
+-- edges = { src = ids, dst = ids, weight }, patterns = { centroids (matrix), strength,
+-- offsets (n + 1), members (ids) }, now }. Each list is a view or a Lua array. Returns true,
+-- or nil, err (and nothing was written).
+function Store:commit(a, b, changes)
+  local c = changes_t()
+  c.struct_size = ffi.sizeof(changes_t)
+  c.struct_version = 1
+  c.claim = b and b.claim or 0
+  c.now = changes.now or 0
+  local n
+  if changes.consolidated then
+    c.consolidated_ids, n = column(a, changes.consolidated, "int64_t")
+    c.n_consolidated = n
+  end
+  local u = changes.updates
+  if u then
+    local nn, ns, na
+    c.update_ids, nn = column(a, u.ids, "int64_t")
+    c.update_strength, ns = column(a, u.strength, "float")
+    c.update_activation, na = column(a, u.activation, "float")
+    if nn ~= ns or nn ~= na then
+      error(("bad updates (ids %d, strength %d, activation %d: lengths differ)"):format(nn, ns, na), 2)
+    end
+    c.n_updates = nn
+  end
+  local e = changes.edges
+  if e then
+    local n1, n2, n3
+    c.edge_src, n1 = column(a, e.src, "int64_t")
+    c.edge_dst, n2 = column(a, e.dst, "int64_t")
+    c.edge_weight, n3 = column(a, e.weight, "float")
+    if n1 ~= n2 or n1 ~= n3 then
+      error(("bad edges (src %d, dst %d, weight %d: lengths differ)"):format(n1, n2, n3), 2)
+    end
+    c.n_edges = n1
+  end
+  local p = changes.patterns
+  if p and p.count and p.count > 0 then
+    c.n_patterns = p.count
+    c.pattern_centroids = p.centroids:pointer()
+    c.pattern_strength = column(a, p.strength, "float")
+    c.pattern_offsets = column(a, p.offsets, "uint32_t")
+    c.pattern_members = column(a, p.members, "int64_t")
+  end
+  if C.engram_store_commit(self.ptr, c) ~= 0 then
+    return nil, last_error()
+  end
+  return true
+end
+
+-- Give back the claims of a burst that will not commit.
+function Store:release(b)
+  if C.engram_store_release(self.ptr, b.claim) ~= 0 then
+    return nil, last_error()
+  end
+  return true
+end
+
+return M
