@@ -584,7 +584,224 @@ ENGRAM_API void engram_free(void *p);
 
 /* ======================================================================================
  * Kernels                                                            (kernels/)
+ *
+ * Numeric kernels of a consolidation burst: cosine similarity, spreading activation over a
+ * CSR graph, and strength decay. Inputs and outputs belong to the caller; scratch comes from
+ * the arena passed in (NULL = the calling thread's arena, engram_arena_thread()), taken under a
+ * mark and rewound before return, so the caller's use of the arena is unchanged. A kernel never
+ * silently does nothing: it returns 0 or a negative ENGRAM_E* code with engram_last_error() set
+ * ("similarity: ...", "spread: ...", "decay: ..."); ENGRAM_EFULL when the arena cannot hold the
+ * scratch (the message gives the kernel and the bytes it needed). On error the outputs are
+ * unchanged unless the function says otherwise.
+ *
+ * ISA. Every kernel has a scalar reference and AVX2+FMA and AVX-512 variants; the variant is
+ * chosen once per process from the CPU (the widest it supports), or from ENGRAM_ISA=scalar|avx2|
+ * avx512. A bad ENGRAM_ISA value, or an ISA the CPU lacks, is not ignored: every kernel then
+ * fails with ENGRAM_ECONFIG / ENGRAM_ENOTSUP and the message names the variable, until a valid
+ * ISA is set with engram_kernel_set_isa. Results of different ISAs agree within the error
+ * bounds stated below, not bit for bit (summation order differs).
+ *
+ * Thread safety: all kernels are reentrant (each thread passes its own arena).
+ * engram_kernel_set_isa may be called at any time; a kernel call uses the ISA current when it
+ * starts.
  * ====================================================================================== */
+
+typedef enum engram_isa {
+  ENGRAM_ISA_SCALAR = 0,     /* portable C, the reference every other variant is tested against */
+  ENGRAM_ISA_AVX2 = 1,       /* AVX2 + FMA (256-bit) */
+  ENGRAM_ISA_AVX512 = 2,     /* AVX-512 F/BW/DQ/VL (512-bit) */
+  ENGRAM_ISA_AUTO = 3        /* engram_kernel_set_isa only: back to ENGRAM_ISA / the CPU's best */
+} engram_isa;
+
+/* The ISA the kernels run with (an engram_isa >= 0), or ENGRAM_ECONFIG (bad ENGRAM_ISA) /
+ * ENGRAM_ENOTSUP (ENGRAM_ISA names an ISA this CPU lacks), with the message set. */
+ENGRAM_API int engram_kernel_isa(void);
+
+/* "scalar", "avx2", "avx512" (or "auto"); "unknown" for anything else. */
+ENGRAM_API const char *engram_kernel_isa_name(int isa);
+
+/* 1 if this CPU (and OS: the vector state is enabled in XCR0) can run `isa`, else 0. */
+ENGRAM_API int engram_kernel_isa_supported(int isa);
+
+/* Select the variant for all threads: 0, ENGRAM_EINVAL (not an engram_isa) or ENGRAM_ENOTSUP
+ * (this CPU lacks it); the selection is unchanged on error. ENGRAM_ISA_AUTO re-reads
+ * ENGRAM_ISA and the CPU (and returns what that yields). */
+ENGRAM_API int engram_kernel_set_isa(int isa);
+
+/* ---- similarity (kernels/similarity*.c) ----------------------------------------------
+ *
+ * Vectors are float rows of dimension d (d >= 1), stored row-major and contiguous
+ * (row i at rows + i*d); no alignment is required. Cosine contract, on every path: a vector
+ * whose squared norm is below 1e-30, or is not finite (a NaN or Inf component, or an overflow
+ * of the float sum of squares), has score 0 with everything, itself included; every score is
+ * clamped to [-1, 1]. Accuracy: |score - exact| <= 1e-5 + 2^-23 * sqrt(d) for finite inputs
+ * (float accumulation; the scalar reference accumulates in double). */
+
+/* inv[i] = 1 / ||row i||, or 0 for a vector that scores 0 (see the contract). Compute this once
+ * per batch and pass it to the *_normed / matrix / pairs / topk calls. */
+ENGRAM_API int engram_sim_norms(engram_arena *a, const float *rows, size_t n, size_t d, float *inv);
+
+/* scores[i] = cos(query, row i), i < n. Norms are computed in the same pass over the rows. */
+ENGRAM_API int engram_sim_cosine(engram_arena *a, const float *query, const float *rows, size_t n,
+                                 size_t d, float *scores);
+
+/* The same with the rows' inverse norms precomputed by engram_sim_norms (the query's norm is
+ * computed here). Reads each row once; this is the path for large n. */
+ENGRAM_API int engram_sim_cosine_normed(engram_arena *a, const float *query, const float *rows,
+                                        const float *inv, size_t n, size_t d, float *scores);
+
+/* The full n x n cosine matrix, out[i*n + j] (symmetric; the diagonal is 1, or 0 for a vector
+ * that scores 0). inv may be NULL (computed into scratch: 4n bytes). Blocked GEMM-class pass
+ * that computes each pair once (i <= j) and mirrors it. Scratch: about 4*(n + 64*d) + 64 KiB. */
+ENGRAM_API int engram_sim_matrix(engram_arena *a, const float *rows, const float *inv, size_t n,
+                                 size_t d, float *out);
+
+/* out[i*nb + j] = cos(a_row i, b_row j) for i < na, j < nb (e.g. a batch against its graph
+ * neighbours). inv_a / inv_b may be NULL. */
+ENGRAM_API int engram_sim_cross(engram_arena *a, const float *arows, const float *inv_a, size_t na,
+                                const float *brows, const float *inv_b, size_t nb, size_t d,
+                                float *out);
+
+typedef struct engram_sim_pair {
+  uint32_t i, j;             /* i < j */
+  float score;
+} engram_sim_pair;
+
+/* Every pair i < j with cos >= threshold, fused into the blocked pass (the n x n matrix is never
+ * stored, so n = 100,000 needs only O(n + d) scratch). Pairs are written to out[0 .. cap) in an
+ * unspecified but deterministic order (sort them if order matters); *count is set to the number
+ * found. When more than cap pairs qualify, the first cap are kept, the scan still counts the
+ * rest, and the call returns ENGRAM_EFULL ("similarity: ... pairs found, room for ..."), so the
+ * caller can retry with a larger buffer. n < 2^32. */
+ENGRAM_API int engram_sim_pairs(engram_arena *a, const float *rows, const float *inv, size_t n,
+                                size_t d, float threshold, engram_sim_pair *out, size_t cap,
+                                size_t *count);
+
+/* For every row i, its k most similar other rows (j != i), fused into the same blocked pass:
+ * idx[i*k + r] and score[i*k + r] for r < k, by decreasing score (ties at equal score by
+ * increasing index, except that which of several rows tied at the k-th place is kept is
+ * unspecified). When n - 1 < k the remaining slots hold idx UINT32_MAX and score -INFINITY.
+ * Scratch: 4n bytes plus the blocked pass. n < 2^32, k >= 1. */
+ENGRAM_API int engram_sim_topk(engram_arena *a, const float *rows, const float *inv, size_t n,
+                               size_t d, size_t k, uint32_t *idx, float *score);
+
+/* ---- spreading activation (kernels/spread.c) -----------------------------------------
+ *
+ * The graph is CSR by source: the edges of node s are e in [offsets[s], offsets[s+1]), each
+ * going to targets[e] with weight weights[e]. Required: offsets[0] == 0, offsets
+ * non-decreasing, offsets[n] == nedges, every target < n; n and nedges < 2^32. A violation is
+ * ENGRAM_EINVAL (offsets) or ENGRAM_ERANGE (a target), with the node / edge in the message,
+ * never a crash. */
+
+typedef struct engram_csr {
+  size_t n;                  /* nodes */
+  size_t nedges;             /* edges (== offsets[n]) */
+  const uint32_t *offsets;   /* n + 1 */
+  const uint32_t *targets;   /* nedges */
+  const float *weights;      /* nedges */
+} engram_csr;
+
+/* Check the whole graph (O(n + nedges)): 0, ENGRAM_EINVAL or ENGRAM_ERANGE. */
+ENGRAM_API int engram_csr_validate(const engram_csr *g);
+
+/* Iterative mode (the original semantics). For each of `iterations` rounds, with prev = act at
+ * the start of the round: act[t] += prev[s] * w for every edge s -> t (sources with prev[s] == 0
+ * contribute nothing; a source keeps its own activation); then, if m = max(act) > 1, every act[i]
+ * is divided by m (negative values are not bounded). Checks offsets up front and every target it
+ * reads; on any error act is unchanged. Scratch: 8n bytes. Work: O(n) + the edges of nodes with
+ * non-zero activation, per round. */
+ENGRAM_API int engram_spread_iterate(engram_arena *a, const engram_csr *g, float *act,
+                                     unsigned iterations);
+
+typedef struct engram_spread_params {
+  unsigned max_depth;        /* hops from the seeds (default 4); 0 applies the seeds only */
+  float rate;                /* per-hop decay: hop h multiplies by exp(-rate * h) (default 0.7, >= 0) */
+  float threshold;           /* a contribution below this is dropped (default 0.01, >= 0) */
+} engram_spread_params;
+
+/* Fill *p with the defaults (depth 4, rate 0.7, threshold 0.01). */
+ENGRAM_API void engram_spread_params_default(engram_spread_params *p);
+
+/* Bounded mode: activation pushed from seeds, hop by hop, touching only what it reaches.
+ *
+ *   hop 0:  each seed s (duplicates add up) gets act[s] = min(1, act[s] + v_s), where v_s is
+ *           seed_act[i] (1.0 when seed_act is NULL); its pulse is v_s (a seed always spreads
+ *           its own value, even when its activation was already 1).
+ *   hop h = 1 .. max_depth:  every node u with a pulse p_u > 0 from hop h-1 sends, along each
+ *           out-edge u -> t with weight w, the contribution c = p_u * w * exp(-rate * h);
+ *           c < threshold (or NaN; so also every w <= 0) is dropped. Each target sums what it
+ *           received in this hop, C_t, and takes act[t] = min(1, act[t] + C_t). Its pulse for
+ *           the next hop is the increase actually accepted, act_new - act_old (0 for a node
+ *           already at 1). Nodes receive and send in every hop they are reached, so cycles are
+ *           allowed; the decay factors compound along a path: a pulse reaching depth h carries
+ *           the product of its edge weights times exp(-rate * h(h+1)/2).
+ *
+ * act (n floats) is read and written only at the nodes reached, and written only on success.
+ * touched (optional, may be NULL) receives the ids of every node whose activation was read
+ * (seeds and every target of a kept contribution), in first-touch order, up to cap;
+ * *ntouched (optional) is set to their number (which may exceed cap: then the list is cut).
+ * Seeds must be < n and seed values finite and >= 0 (ENGRAM_ERANGE / ENGRAM_EINVAL); params may
+ * be NULL (defaults). The graph is checked only where it is reached (offsets of the nodes
+ * expanded, targets of the edges examined); use engram_csr_validate for a full check.
+ * Work and touched memory: O(seeds + edges examined), independent of n. Scratch: 4n bytes of
+ * index (reserved, never cleared or touched beyond the nodes reached) + 16 bytes per node
+ * reached + 4 bytes per edge examined. */
+ENGRAM_API int engram_spread_bounded(engram_arena *a, const engram_csr *g, const uint32_t *seeds,
+                                     const float *seed_act, size_t nseeds,
+                                     const engram_spread_params *params, float *act,
+                                     uint32_t *touched, size_t cap, size_t *ntouched);
+
+/* ---- decay (kernels/decay*.c) ----------------------------------------------------------
+ *
+ * strength[i] *= f(age[i] [, access[i]]), in place, for one of four models:
+ *   ENGRAM_DECAY_HALF_LIFE      f = 2^(-t / half_life)          (f = 0.5 at t = half_life)
+ *   ENGRAM_DECAY_TIME_CONSTANT  f = e^(-t / tau)                 (f = 1/e at t = tau)
+ *   ENGRAM_DECAY_POWER          f = (1 + t/unit)^(-beta)
+ *   ENGRAM_DECAY_TWO_COMPONENT  access[i] <  k: f = 2^(-t / half_life)   (hippocampal, labile)
+ *                               access[i] >= k: f = (1 + t/unit)^(-beta) (neocortical)
+ *                               and then f = max(f, floor) in both branches.
+ *
+ * Ages are float seconds (age = now - last_access, computed by the caller in integer or double
+ * time and rounded once). A float carries 24 bits: at 10 years (3.2e8 s) an age is exact to
+ * +-8 s, which moves f by at most ln2 * 2^-24 * t/half_life relative (< 6.2e-6 while f is
+ * representable); the bounds below are relative to the float age as given. Negative ages count
+ * as 0 (clock skew never strengthens); a NaN age gives a NaN strength; an infinite age gives
+ * f = 0 (or floor).
+ *
+ * Accuracy (exp2 / log2 are polynomials of this library, identical in every ISA): for |strength|
+ * <= 2^64 and a result in the normal float range, |result - exact| <= 1e-6 * |exact| (exact =
+ * strength * f evaluated in double from the same float inputs), with exp-type models at most
+ * 4e-7 in practice and the power law 1e-6 for beta <= 4; results in the subnormal range are
+ * within 2 subnormal steps (2^-148) of exact. Strengths of 0 stay 0; subnormal strengths are
+ * handled without flushing. No scratch is used (the arena argument is accepted for uniformity
+ * and only checked). */
+
+typedef enum engram_decay_model {
+  ENGRAM_DECAY_HALF_LIFE = 0,
+  ENGRAM_DECAY_TIME_CONSTANT = 1,
+  ENGRAM_DECAY_POWER = 2,
+  ENGRAM_DECAY_TWO_COMPONENT = 3
+} engram_decay_model;
+
+typedef struct engram_decay_params {
+  engram_decay_model model;
+  double half_life;          /* seconds, > 0 (HALF_LIFE, TWO_COMPONENT) */
+  double tau;                /* seconds, > 0 (TIME_CONSTANT) */
+  double beta;               /* >= 0 (POWER, TWO_COMPONENT); 0 means no decay */
+  double unit;               /* seconds per unit of t in the power law, > 0 (86400 = days) */
+  uint32_t k;                /* TWO_COMPONENT: accesses at or above k use the power law */
+  float floor;               /* TWO_COMPONENT: smallest factor, 0 .. 1 */
+} engram_decay_params;
+
+/* Defaults for a model: half_life 4891 s (the 1.96 h time constant of the hippocampal curve,
+ * times ln 2), tau 7056 s (1.96 h), beta 0.18, unit 86400 s (days), k 3, floor 0.01.
+ * ENGRAM_EINVAL for an unknown model. */
+ENGRAM_API int engram_decay_params_default(engram_decay_model model, engram_decay_params *p);
+
+/* Apply the decay to strength[0 .. n). access may be NULL except for TWO_COMPONENT. Parameters
+ * are checked (ENGRAM_EINVAL with the field name) before anything is written. */
+ENGRAM_API int engram_decay_apply(engram_arena *a, const engram_decay_params *p, float *strength,
+                                  const float *age, const uint32_t *access, size_t n);
 
 /* ======================================================================================
  * Runtime                                                            (runtime/host.c, workers.c)
@@ -897,6 +1114,26 @@ ENGRAM_API int engram_store_commit(engram_store *s, const engram_store_changes *
 
 /* Give back a failed burst's claims (its episodes become loadable again). */
 ENGRAM_API int engram_store_release(engram_store *s, uint64_t claim);
+
+#define ENGRAM_STORE_SUMMARY_VERSION 1
+
+/* The strength distribution of all memories, for reports. */
+typedef struct engram_store_summary {
+  uint32_t struct_size;
+  uint32_t struct_version;
+  int64_t memories;
+  double strength_mean;
+  double strength_min;
+  double strength_p10;
+  double strength_p50;
+  double strength_p90;
+  double strength_max;
+  double activation_mean;
+  double edge_weight_mean;
+  double pattern_members_mean;
+} engram_store_summary;
+
+ENGRAM_API int engram_store_summarize(engram_store *s, engram_store_summary *out);
 
 #ifdef __cplusplus
 }

@@ -767,3 +767,43 @@ int engram_store_release(engram_store *s, uint64_t claim)
   sqlite3_bind_int64(st, 1, (sqlite3_int64)claim);
   return step_done(s, st, "releasing claims");
 }
+
+/* ---- summary ------------------------------------------------------------------------------ */
+
+static double scalar(engram_store *s, const char *sql, int64_t arg, int *rc)
+{
+  sqlite3_stmt *st;
+  double v = 0;
+  if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+    *rc = db_fail(s, "summarizing");
+    return 0;
+  }
+  sqlite3_bind_int64(st, 1, arg);
+  int r = sqlite3_step(st);
+  if (r == SQLITE_ROW)
+    v = sqlite3_column_double(st, 0);
+  else if (r != SQLITE_DONE)
+    *rc = db_fail(s, "summarizing");
+  sqlite3_finalize(st);
+  return v;
+}
+
+int engram_store_summarize(engram_store *s, engram_store_summary *out)
+{
+  if (out->struct_size != sizeof *out || out->struct_version != ENGRAM_STORE_SUMMARY_VERSION)
+    return engram_fail(ENGRAM_EVERSION, "store: summary struct mismatch");
+  int rc = 0;
+  int64_t n = (int64_t)scalar(s, "SELECT count(*) FROM memories WHERE ?1 = ?1", 0, &rc);
+  out->memories = n;
+  static const char q_at[] = "SELECT strength FROM memories ORDER BY strength LIMIT 1 OFFSET ?1";
+  out->strength_mean = scalar(s, "SELECT avg(strength) FROM memories WHERE ?1 = ?1", 0, &rc);
+  out->strength_min = scalar(s, q_at, 0, &rc);
+  out->strength_p10 = scalar(s, q_at, n / 10, &rc);
+  out->strength_p50 = scalar(s, q_at, n / 2, &rc);
+  out->strength_p90 = scalar(s, q_at, (n * 9) / 10, &rc);
+  out->strength_max = scalar(s, q_at, n > 0 ? n - 1 : 0, &rc);
+  out->activation_mean = scalar(s, "SELECT avg(activation) FROM memories WHERE ?1 = ?1", 0, &rc);
+  out->edge_weight_mean = scalar(s, "SELECT avg(weight) FROM edges WHERE ?1 = ?1", 0, &rc);
+  out->pattern_members_mean = scalar(s, "SELECT avg(length(members)) / 8.0 FROM patterns WHERE ?1 = ?1", 0, &rc);
+  return rc;
+}

@@ -235,6 +235,12 @@ typedef struct engram_store_changes {
 } engram_store_changes;
 int engram_store_commit(engram_store *s, const engram_store_changes *c);
 int engram_store_release(engram_store *s, uint64_t claim);
+typedef struct engram_store_summary {
+  uint32_t struct_size; uint32_t struct_version; int64_t memories;
+  double strength_mean; double strength_min; double strength_p10; double strength_p50; double strength_p90;
+  double strength_max; double activation_mean; double edge_weight_mean; double pattern_members_mean;
+} engram_store_summary;
+int engram_store_summarize(engram_store *s, engram_store_summary *out);
 ]]
 
 return true

@@ -80,6 +80,22 @@ function Store:counts()
   }
 end
 
+-- The strength distribution and averages of the whole store (for reports).
+function Store:summary()
+  local c = ffi.new("engram_store_summary")
+  c.struct_size = ffi.sizeof(c)
+  c.struct_version = 1
+  if C.engram_store_summarize(self.ptr, c) ~= 0 then
+    error(last_error(), 2)
+  end
+  return {
+    memories = tonumber(c.memories), strength_mean = c.strength_mean, strength_min = c.strength_min,
+    strength_p10 = c.strength_p10, strength_p50 = c.strength_p50, strength_p90 = c.strength_p90,
+    strength_max = c.strength_max, activation_mean = c.activation_mean,
+    edge_weight_mean = c.edge_weight_mean, pattern_members_mean = c.pattern_members_mean,
+  }
+end
+
 -- Import episodes (tables with id, content, embedding (array or float cdata), created_at,
 -- last_access, access_count, strength), all or nothing. Returns the count, or nil, err.
 function Store:import(episodes)
