@@ -1104,6 +1104,9 @@ typedef struct engram_store_changes {
   const float *pattern_strength;
   const uint32_t *pattern_offsets;
   const int64_t *pattern_members;
+  /* a new pattern whose centroid has cosine >= this with a stored pattern's is merged into it
+   * (members united, centroid and strength averaged by member count); 0 = always insert */
+  float pattern_merge;
 } engram_store_changes;
 
 /* Apply a burst's changes atomically and release its claims. ENGRAM_ESTATE (and nothing

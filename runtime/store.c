@@ -50,7 +50,7 @@ static const char schema_sql[] =
 enum {
   Q_CLAIM_EXPIRE, Q_CLAIM, Q_CLAIMED_ROWS, Q_NEIGHBOURS, Q_CONTEXT, Q_ROW, Q_EDGES_FROM,
   Q_INSERT, Q_UPDATE, Q_CONSOLIDATE, Q_CHECK_CLAIM, Q_EDGE_UPSERT, Q_PATTERN, Q_RELEASE,
-  Q_COUNT, NQUERIES
+  Q_COUNT, Q_PATTERNS_ALL, Q_PATTERN_UPDATE, NQUERIES
 };
 
 static const char *const query_sql[NQUERIES] = {
@@ -85,6 +85,8 @@ static const char *const query_sql[NQUERIES] = {
     "ON CONFLICT(src, dst) DO UPDATE SET weight = excluded.weight",
   [Q_PATTERN] = "INSERT INTO patterns(centroid, strength, members, created_at) VALUES (?1, ?2, ?3, ?4)",
   [Q_RELEASE] = "DELETE FROM claims WHERE token = ?1",
+  [Q_PATTERNS_ALL] = "SELECT id, centroid, strength, members FROM patterns",
+  [Q_PATTERN_UPDATE] = "UPDATE patterns SET centroid = ?2, strength = ?3, members = ?4 WHERE id = ?1",
   [Q_COUNT] =
     "SELECT (SELECT count(*) FROM memories), (SELECT count(*) FROM memories WHERE consolidated = 0), "
     "(SELECT count(*) FROM edges), (SELECT count(*) FROM patterns), (SELECT count(*) FROM claims)",
@@ -691,6 +693,91 @@ static int step_done(engram_store *s, sqlite3_stmt *st, const char *what)
   return r == SQLITE_DONE ? 0 : db_fail(s, what);
 }
 
+static double cosine(const float *x, const float *y, uint32_t d)
+{
+  double xy = 0, xx = 0, yy = 0;
+  for (uint32_t k = 0; k < d; k++) {
+    xy += (double)x[k] * y[k];
+    xx += (double)x[k] * x[k];
+    yy += (double)y[k] * y[k];
+  }
+  return xx > 0 && yy > 0 ? xy / sqrt(xx * yy) : 0;
+}
+
+/* Merge a new pattern into the most similar stored one when their centroids' cosine reaches
+ * `threshold`: members are united, centroid and strength averaged with the member counts as
+ * weights. 1 = merged, 0 = no stored pattern close enough, < 0 = error. Runs inside the
+ * commit's transaction, so patterns merged earlier in the same commit are seen. */
+static int merge_pattern(engram_store *s, const float *centroid, float strength, const int64_t *members,
+                         uint32_t nmembers, float threshold)
+{
+  sqlite3_stmt *st = q(s, Q_PATTERNS_ALL);
+  int64_t best = -1;
+  double best_cos = threshold;
+  int r;
+  while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+    if (sqlite3_column_bytes(st, 1) != (int)(s->dim * sizeof(float)))
+      continue;
+    double cs = cosine(centroid, sqlite3_column_blob(st, 1), s->dim);
+    if (cs >= best_cos) {
+      best_cos = cs;
+      best = sqlite3_column_int64(st, 0);
+    }
+  }
+  sqlite3_reset(st);
+  if (r != SQLITE_DONE)
+    return db_fail(s, "reading patterns");
+  if (best < 0)
+    return 0;
+
+  /* reread the winner (the scan's column pointers are gone) and build the merged row */
+  sqlite3_stmt *one;
+  if (sqlite3_prepare_v2(s->db, "SELECT centroid, strength, members FROM patterns WHERE id = ?1", -1, &one, NULL) !=
+      SQLITE_OK)
+    return db_fail(s, "reading a pattern");
+  sqlite3_bind_int64(one, 1, best);
+  if (sqlite3_step(one) != SQLITE_ROW) {
+    sqlite3_finalize(one);
+    return db_fail(s, "reading a pattern");
+  }
+  const float *old_c = sqlite3_column_blob(one, 0);
+  double old_s = sqlite3_column_double(one, 1);
+  const int64_t *old_m = sqlite3_column_blob(one, 2);
+  uint32_t nold = (uint32_t)(sqlite3_column_bytes(one, 2) / (int)sizeof(int64_t));
+  float *cen = malloc(s->dim * sizeof(float));
+  int64_t *mem = malloc(((size_t)nold + nmembers + 1) * sizeof(int64_t));
+  if (!cen || !mem) {
+    free(cen);
+    free(mem);
+    sqlite3_finalize(one);
+    return engram_fail(ENGRAM_ENOMEM, "store: out of memory merging patterns");
+  }
+  memcpy(mem, old_m, (size_t)nold * sizeof(int64_t));
+  uint32_t nm = nold;
+  for (uint32_t i = 0; i < nmembers; i++) {
+    uint32_t k = 0;
+    while (k < nold && mem[k] != members[i])
+      k++;
+    if (k == nold)
+      mem[nm++] = members[i];
+  }
+  double wo = nold, wn = nmembers, w = wo + wn > 0 ? wo + wn : 1;
+  for (uint32_t k = 0; k < s->dim; k++)
+    cen[k] = (float)((old_c[k] * wo + centroid[k] * wn) / w);
+  double merged_strength = (old_s * wo + strength * wn) / w;
+  sqlite3_finalize(one);
+
+  st = q(s, Q_PATTERN_UPDATE);
+  sqlite3_bind_int64(st, 1, best);
+  sqlite3_bind_blob(st, 2, cen, (int)(s->dim * sizeof(float)), SQLITE_TRANSIENT);
+  sqlite3_bind_double(st, 3, merged_strength);
+  sqlite3_bind_blob(st, 4, mem, (int)(nm * sizeof(int64_t)), SQLITE_TRANSIENT);
+  free(cen);
+  free(mem);
+  int rc = step_done(s, st, "merging a pattern");
+  return rc ? rc : 1;
+}
+
 int engram_store_commit(engram_store *s, const engram_store_changes *c)
 {
   int rc = check_changes(s, c);
@@ -736,6 +823,16 @@ int engram_store_commit(engram_store *s, const engram_store_changes *c)
   }
   for (uint32_t p = 0; p < c->n_patterns; p++) {
     uint32_t lo = c->pattern_offsets[p], hi = c->pattern_offsets[p + 1];
+    if (c->pattern_merge > 0) {
+      int merged = merge_pattern(s, c->pattern_centroids + (size_t)p * s->dim, c->pattern_strength[p],
+                                 c->pattern_members + lo, hi - lo, c->pattern_merge);
+      if (merged < 0) {
+        rc = merged;
+        goto rollback;
+      }
+      if (merged)
+        continue;
+    }
     st = q(s, Q_PATTERN);
     sqlite3_bind_blob(st, 1, c->pattern_centroids + (size_t)p * s->dim, (int)(s->dim * sizeof(float)), SQLITE_STATIC);
     sqlite3_bind_double(st, 2, c->pattern_strength[p]);

@@ -231,7 +231,7 @@ typedef struct engram_store_changes {
   uint32_t n_consolidated; const int64_t *consolidated_ids;
   uint32_t n_edges; const int64_t *edge_src; const int64_t *edge_dst; const float *edge_weight;
   uint32_t n_patterns; const float *pattern_centroids; const float *pattern_strength;
-  const uint32_t *pattern_offsets; const int64_t *pattern_members;
+  const uint32_t *pattern_offsets; const int64_t *pattern_members; float pattern_merge;
 } engram_store_changes;
 int engram_store_commit(engram_store *s, const engram_store_changes *c);
 int engram_store_release(engram_store *s, uint64_t claim);

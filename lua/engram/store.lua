@@ -228,6 +228,7 @@ function Store:commit(a, b, changes)
     c.pattern_strength = column(a, p.strength, "float")
     c.pattern_offsets = column(a, p.offsets, "uint32_t")
     c.pattern_members = column(a, p.members, "int64_t")
+    c.pattern_merge = p.merge or 0
   end
   if C.engram_store_commit(self.ptr, c) ~= 0 then
     return nil, last_error()

@@ -271,6 +271,42 @@ TEST(commit_writes_everything_and_releases_the_claims)
   engram_store_close(s);
 }
 
+static int commit_pattern(engram_store *s, float x0, float x1, const int64_t *members, uint32_t n, float merge)
+{
+  float centroid[DIM] = { 0 };
+  centroid[0] = x0;
+  centroid[1] = x1;
+  float strength = 0.5f;
+  uint32_t off[2] = { 0, n };
+  engram_store_changes c;
+  ENGRAM_STRUCT_INIT(c, ENGRAM_STORE_CHANGES_VERSION);
+  c.n_patterns = 1;
+  c.pattern_centroids = centroid;
+  c.pattern_strength = &strength;
+  c.pattern_offsets = off;
+  c.pattern_members = members;
+  c.pattern_merge = merge;
+  return engram_store_commit(s, &c);
+}
+
+TEST(similar_patterns_merge_and_different_ones_do_not)
+{
+  engram_store *s = open_store("patterns.db", DIM, 1);
+  int64_t m1[] = { 1, 2, 3 }, m2[] = { 3, 4, 5 }, m3[] = { 7, 8, 9 };
+  CHECK_EQ(commit_pattern(s, 1, 0, m1, 3, 0.9f), 0);
+  CHECK_EQ(commit_pattern(s, 1, 0.1f, m2, 3, 0.9f), 0);    /* cosine 0.995: merged */
+  CHECK_EQ(counts(s).patterns, 1);
+  CHECK_EQ(commit_pattern(s, 0, 1, m3, 3, 0.9f), 0);       /* orthogonal: a new pattern */
+  CHECK_EQ(counts(s).patterns, 2);
+  CHECK_EQ(commit_pattern(s, 1, 0.1f, m2, 3, 0), 0);       /* merging off: always inserted */
+  CHECK_EQ(counts(s).patterns, 3);
+  engram_store_summary sum;
+  ENGRAM_STRUCT_INIT(sum, ENGRAM_STORE_SUMMARY_VERSION);
+  CHECK_EQ(engram_store_summarize(s, &sum), 0);
+  CHECK(fabs(sum.pattern_members_mean - (5 + 3 + 3) / 3.0) < 1e-9);   /* {1..5}, {7,8,9}, {3,4,5} */
+  engram_store_close(s);
+}
+
 TEST(invalid_changes_are_refused_before_anything_is_written)
 {
   engram_store *s = open_store("invalid.db", DIM, 1);
@@ -504,6 +540,7 @@ int main(void)
   RUN(load_claims_the_newest_episodes_and_copies_them_bit_exact);
   RUN(claims_expire_after_their_lease);
   RUN(commit_writes_everything_and_releases_the_claims);
+  RUN(similar_patterns_merge_and_different_ones_do_not);
   RUN(invalid_changes_are_refused_before_anything_is_written);
   RUN(load_brings_neighbours_recent_context_and_edges_as_row_indices);
   RUN(a_batch_that_does_not_fit_the_arena_is_an_error_and_releases_its_claims);
