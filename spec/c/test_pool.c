@@ -350,6 +350,29 @@ TEST(debug_builds_abort_on_double_and_foreign_release)
   expect_abort(foreign_thread, "engram: pool 'owned': acquire from a thread that does not own the pool");
 }
 
+#if defined(ENGRAM_POISON) && defined(__SANITIZE_ADDRESS__)
+static void use_after_release(void *arg)
+{
+  (void)arg;
+  engram_pool *p = make_pool("poisoned", 64, 16, 0, 0, 0, 0);
+  char *a = engram_pool_acquire(p);
+  engram_pool_release(p, a);
+  ((volatile char *)a)[40] = 1;
+}
+#endif
+
+TEST(poisoning_builds_report_a_use_after_release)
+{
+#if defined(ENGRAM_POISON) && defined(__SANITIZE_ADDRESS__)
+  char out[4096];
+  int status = test_child(use_after_release, NULL, out, sizeof out);
+  CHECK(!(WIFEXITED(status) && WEXITSTATUS(status) == 0));
+  CHECK_CONTAINS(out, "use-after-poison");
+#else
+  SKIP("needs an ASan build (released objects are poisoned only there)");
+#endif
+}
+
 /* ---- threads ----------------------------------------------------------------------------- */
 
 enum { THREADS = 32, ROUNDS = 300, HELD = 8, OBJ = 96 };
@@ -570,6 +593,7 @@ int main(void)
   RUN(stats_count_use_peak_and_reuse);
   RUN(bad_configs_are_refused_with_a_message);
   RUN(debug_builds_abort_on_double_and_foreign_release);
+  RUN(poisoning_builds_report_a_use_after_release);
   RUN(shared_pool_survives_32_threads);
   RUN(thread_local_pools_can_be_read_from_another_thread);
   RUN(arena_cache_reuses_reset_arenas_by_class);
