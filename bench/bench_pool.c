@@ -48,7 +48,7 @@ static int npeers;
 static void load_peers(void)
 {
   /* glibc: the process's own allocator, through pointers like the others */
-  peers[npeers++] = (peer){ "glibc malloc", malloc, free, aligned_alloc, NULL };
+  peers[npeers++] = (peer){ "glibc", malloc, free, aligned_alloc, NULL };
   static const struct { const char *lib, *name, *m, *f, *a, *mia; } want[] = {
     { "libjemalloc.so.2", "jemalloc", "malloc", "free", "aligned_alloc", NULL },
     { "libtcmalloc_minimal.so.4", "tcmalloc", "tc_malloc", "tc_free", "tc_memalign", NULL },
@@ -316,8 +316,14 @@ int main(int argc, char **argv)
   int nv = 0;
   vs[nv++] = (contender){ "vector pool (inline)", K_POOL, NULL };
   int first_vpeer = nv;
-  for (int i = 0; i < npeers; i++)
-    vs[nv++] = (contender){ peers[i].name, K_MALLOC, &peers[i] };
+  static char vnames[4][48];
+  for (int i = 0; i < npeers; i++) {
+    const peer *p = &peers[i];
+    snprintf(vnames[i], sizeof vnames[i], "%.12s %s", p->name,
+             p->mi_aligned_ ? "mi_malloc_aligned" : p->memalign_ == aligned_alloc ? "aligned_alloc"
+             : strcmp(p->name, "tcmalloc") == 0 ? "tc_memalign" : "aligned_alloc");
+    vs[nv++] = (contender){ vnames[i], K_MALLOC, p };
+  }
   for (int threads = 1; threads <= MAX_THREADS; threads++) {
     measure(vs, nv, VEC_DIM * sizeof(float), VEC_PAIRS, threads, 1, med);
     snprintf(title, sizeof title, "768-float vector (3072 B, 64-byte aligned) vs aligned alloc/free, %d thread%s",

@@ -573,6 +573,8 @@ ENGRAM_API int engram_arena_cache_query(engram_arena_cache *c, engram_arena_cach
  * and every live pool and arena cache, by name:
  *   {"version": "0.1.0", "process": {...}, "thread_arena": {...} | null,
  *    "pools": [{"name": ..., ...}, ...], "arena_caches": [...]}
+ * A build whose arena module cannot tell whether the thread has an arena without creating
+ * one adds "thread_arena_known": false (and "thread_arena" is null).
  * Returns a malloc'd, NUL-terminated string the caller frees with engram_free, or NULL
  * (ENGRAM_ENOMEM). Any thread.
  */
