@@ -194,6 +194,50 @@ void engram_free(void *p);
 -- ---- kernels ----
 
 -- ---- runtime ----
+ffi.cdef[[
+typedef struct engram_runtime engram_runtime;
+typedef struct engram_burst engram_burst;
+typedef struct engram_runtime_config {
+  uint32_t struct_size; uint32_t struct_version; uint32_t workers; uint32_t queue_capacity;
+  size_t arena_size; engram_overflow overflow; uint32_t timeout_ms; size_t lua_heap_limit;
+  uint32_t script_cache; const char *module_path;
+} engram_runtime_config;
+int engram_runtime_config_default(engram_runtime_config *out);
+engram_runtime *engram_runtime_create(const engram_runtime_config *config);
+int engram_runtime_load_file(engram_runtime *rt, const char *path);
+int engram_runtime_load_string(engram_runtime *rt, const char *name, const char *text, size_t len);
+typedef struct engram_param { const char *key; const char *text; double number; } engram_param;
+int engram_runtime_submit(engram_runtime *rt, int script, const engram_param *params, size_t nparams,
+                          engram_burst **out);
+int engram_burst_wait(engram_burst *b, int64_t timeout_ms);
+int engram_burst_done(const engram_burst *b);
+int engram_burst_status(const engram_burst *b);
+const char *engram_burst_message(const engram_burst *b);
+const char *engram_burst_result(const engram_burst *b);
+uint64_t engram_burst_id(const engram_burst *b);
+int engram_burst_worker(const engram_burst *b);
+uint64_t engram_burst_run_ns(const engram_burst *b);
+void engram_burst_release(engram_burst *b);
+typedef enum { ENGRAM_SHUTDOWN_DRAIN = 0, ENGRAM_SHUTDOWN_CANCEL = 1 } engram_shutdown;
+void engram_runtime_shutdown(engram_runtime *rt, engram_shutdown how);
+void engram_runtime_destroy(engram_runtime *rt);
+typedef struct engram_worker_stats {
+  uint32_t struct_size; uint32_t struct_version;
+  uint64_t bursts, errors, timeouts, heap_limit_hits, states_created, states_abandoned;
+  uint64_t cache_hits, cache_misses, cache_evictions;
+  uint64_t arena_capacity, arena_high_water;
+  uint64_t lua_heap_used, lua_heap_peak, lua_heap_limit;
+  uint64_t latency_p50_ns, latency_p99_ns, latency_max_ns;
+} engram_worker_stats;
+typedef struct engram_runtime_stats {
+  uint32_t struct_size; uint32_t struct_version; uint32_t workers; uint32_t scripts;
+  uint64_t submitted, rejected, completed, cancelled, queued;
+  uint64_t latency_p50_ns, latency_p99_ns, latency_max_ns;
+} engram_runtime_stats;
+int engram_runtime_stats_get(engram_runtime *rt, engram_runtime_stats *out);
+int engram_runtime_worker_stats(engram_runtime *rt, uint32_t worker, engram_worker_stats *out);
+char *engram_runtime_stats_json(engram_runtime *rt);
+]]
 
 -- ---- store ----
 ffi.cdef[[
