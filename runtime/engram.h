@@ -1120,6 +1120,10 @@ ENGRAM_API int engram_store_commit(engram_store *s, const engram_store_changes *
 /* Give back a failed burst's claims (its episodes become loadable again). */
 ENGRAM_API int engram_store_release(engram_store *s, uint64_t claim);
 
+/* Give back every claim loaded through this connection and not committed or released since:
+ * what a host calls after a burst failed, whatever the script did. */
+ENGRAM_API int engram_store_release_pending(engram_store *s);
+
 #define ENGRAM_STORE_SUMMARY_VERSION 1
 
 /* The strength distribution of all memories, for reports. */

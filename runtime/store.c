@@ -100,7 +100,30 @@ struct engram_store {
   char path[256];
   int importing;             /* 0 none, 1 open, -1 open but an episode was rejected */
   uint64_t token_state;
+  /* claims loaded through this connection and not yet committed or released, so a host can
+   * give back whatever a failed burst held (engram_store_release_pending) */
+  uint64_t pending[16];
+  unsigned npending;
 };
+
+static void pending_add(engram_store *s, uint64_t token)
+{
+  if (s->npending == sizeof s->pending / sizeof s->pending[0]) {
+    /* the oldest is forgotten here; its lease still expires */
+    memmove(s->pending, s->pending + 1, (s->npending - 1) * sizeof s->pending[0]);
+    s->npending--;
+  }
+  s->pending[s->npending++] = token;
+}
+
+static void pending_remove(engram_store *s, uint64_t token)
+{
+  for (unsigned i = 0; i < s->npending; i++)
+    if (s->pending[i] == token) {
+      s->pending[i] = s->pending[--s->npending];
+      return;
+    }
+}
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
@@ -539,6 +562,8 @@ int engram_store_load(engram_store *s, engram_arena *a, uint32_t batch, uint32_t
     goto fail_read;
   }
   out->n = n;
+  if (n > 0)
+    pending_add(s, out->claim);
   uint32_t total = n;
 
   /* Context: graph neighbours first, then the most recently consolidated memories. A context
@@ -847,6 +872,7 @@ int engram_store_commit(engram_store *s, const engram_store_changes *c)
     goto rollback;
   if ((rc = exec(s, "COMMIT", "committing a burst")) != 0)
     goto rollback;
+  pending_remove(s, c->claim);
   return 0;
 
 rollback:
@@ -860,9 +886,23 @@ rollback:
 
 int engram_store_release(engram_store *s, uint64_t claim)
 {
+  pending_remove(s, claim);
   sqlite3_stmt *st = q(s, Q_RELEASE);
   sqlite3_bind_int64(st, 1, (sqlite3_int64)claim);
   return step_done(s, st, "releasing claims");
+}
+
+int engram_store_release_pending(engram_store *s)
+{
+  int rc = 0;
+  while (s->npending > 0) {
+    int r = engram_store_release(s, s->pending[s->npending - 1]);
+    if (r != 0) {
+      s->npending--;   /* its lease will expire; keep going with the others */
+      rc = r;
+    }
+  }
+  return rc;
 }
 
 /* ---- summary ------------------------------------------------------------------------------ */

@@ -105,6 +105,12 @@ typedef struct engram_stats {
 int engram_stats_snapshot(engram_stats *out);
 ]]
 
+-- ---- libc (what the Lua side needs of it) ----
+ffi.cdef[[
+typedef struct engram_timespec { long tv_sec; long tv_nsec; } engram_timespec;
+int clock_gettime(int clk, engram_timespec *ts);
+]]
+
 -- ---- pools ----
 ffi.cdef[[
 typedef struct engram_pool_config {
@@ -279,6 +285,7 @@ typedef struct engram_store_changes {
 } engram_store_changes;
 int engram_store_commit(engram_store *s, const engram_store_changes *c);
 int engram_store_release(engram_store *s, uint64_t claim);
+int engram_store_release_pending(engram_store *s);
 typedef struct engram_store_summary {
   uint32_t struct_size; uint32_t struct_version; int64_t memories;
   double strength_mean; double strength_min; double strength_p10; double strength_p50; double strength_p90;

@@ -236,6 +236,14 @@ function Store:commit(a, b, changes)
   return true
 end
 
+-- Give back every claim loaded through this connection and not committed or released yet.
+function Store:release_pending()
+  if C.engram_store_release_pending(self.ptr) ~= 0 then
+    return nil, last_error()
+  end
+  return true
+end
+
 -- Give back the claims of a burst that will not commit.
 function Store:release(b)
   if C.engram_store_release(self.ptr, b.claim) ~= 0 then

@@ -184,6 +184,10 @@ TEST(load_claims_the_newest_episodes_and_copies_them_bit_exact)
   engram_batch b3;
   CHECK_EQ(engram_store_load(s, a, 5, 0, 0, &b3), 0);
   CHECK_EQ(b3.ids[0], 40);
+  /* what a host does after a failed burst: every claim of this connection is given back */
+  CHECK_EQ(counts(s).claims, 15);
+  CHECK_EQ(engram_store_release_pending(s), 0);
+  CHECK_EQ(counts(s).claims, 0);
   engram_arena_destroy(a);
   engram_store_close(s);
 }
