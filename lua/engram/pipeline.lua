@@ -1,0 +1,425 @@
+-- engram.pipeline: the stages of a consolidation burst, for scripts/consolidate.lua and for
+-- pipelines of your own.
+--
+--   local P = require("engram.pipeline")
+--   local params = P.params(burst.params)          -- defaults + overrides, checked
+--   local b = P.load(burst, params)                -- nil when nothing is left to consolidate
+--   local links, close = P.similarity(burst.arena, b, params)
+--   local patterns = P.patterns(burst.arena, b, close, params)
+--   local g = P.graph(burst.arena, b, links)
+--   local act, touched = P.spread(burst.arena, b, g, params)
+--   local strength = P.decay(burst.arena, b, act, touched, params)
+--   P.store(burst, b, links, patterns, act, touched, strength, params)
+--
+-- Everything a stage returns lives in the burst's arena (views, or tables of views) and goes
+-- stale when the burst ends. Stages raise on misuse and on kernel or store failures, with the
+-- kernel's or store's message; the host turns that into the burst's error (and the store then
+-- keeps its previous state: nothing is written before P.store's single transaction).
+local ffi = require("ffi")
+local C = require("engram.lib")
+local parse = require("engram.parse")
+
+local M = {}
+
+local ffi_string = ffi.string
+local floor, exp, sqrt = math.floor, math.exp, math.sqrt
+
+local function check(rc, what)
+  if rc ~= 0 then
+    error(what .. ": " .. ffi_string(C.engram_last_error()), 3)
+  end
+end
+
+-- ---- parameters ------------------------------------------------------------------------
+
+-- name -> { default, kind, description }; kinds as engram.parse.params takes them.
+M.defaults = {
+  batch = { 100, "integer", "episodes per burst, newest unconsolidated first" },
+  context = { 256, "integer", "context rows: graph neighbours, then recently consolidated memories" },
+  link_threshold = { 0.3, "number", "cosine at or above which two memories are linked (both ways)" },
+  cluster_threshold = { 0.8, "number", "cosine at or above which memories join one cluster" },
+  min_cluster = { 3, "integer", "members a cluster needs to become a pattern" },
+  pattern_merge = { 0.9, "number", "centroid cosine at which a new pattern merges into a stored one" },
+  spread_depth = { 4, "integer", "hops of spreading activation from the batch" },
+  spread_rate = { 0.7, "number", "per-hop decay rate: hop h multiplies by exp(-rate * h)" },
+  spread_threshold = { 0.01, "number", "contributions below this are dropped" },
+  half_life = { 7 * 86400, "duration", "half-life of memories accessed fewer than k times" },
+  beta = { 0.18, "number", "power-law exponent (per day) at k accesses or more" },
+  k = { 3, "integer", "accesses at which a memory decays by the power law" },
+  floor = { 0.05, "number", "smallest decay factor" },
+  reinforce = { 0.2, "number", "strength += (1 - strength) * reinforce * activation" },
+  now = { 0, "number", "the burst's clock in seconds since the epoch (0: the current time)" },
+}
+
+local ranges = {
+  batch = { 1, 100000 }, context = { 0, 1000000 }, link_threshold = { -1, 1 },
+  cluster_threshold = { -1, 1 }, min_cluster = { 2, 1000000 }, pattern_merge = { 0, 1 },
+  spread_depth = { 0, 64 }, spread_rate = { 0, 100 }, spread_threshold = { 0, 1 },
+  half_life = { 1e-3, 1e12 }, beta = { 0, 16 }, k = { 0, 1e9 }, floor = { 0, 1 }, reinforce = { 0, 1 },
+  now = { 0, 1e12 },
+}
+
+-- The burst's parameters: defaults overridden by p (a table of numbers or strings as they come
+-- from the command line: "36h", "0.35"). Raises naming the parameter and what it accepts.
+function M.params(p)
+  local out = {}
+  for name, d in pairs(M.defaults) do out[name] = d[1] end
+  for name, v in pairs(p or {}) do
+    local d = M.defaults[name]
+    if not d then
+      local known = {}
+      for k in pairs(M.defaults) do known[#known + 1] = k end
+      table.sort(known)
+      error(("unknown parameter '%s' (known: %s)"):format(tostring(name), table.concat(known, ", ")), 2)
+    end
+    local value = v
+    if type(v) == "string" then
+      local parsed, err = parse.params({ name .. "=" .. v }, { [name] = d[2] })
+      if not parsed then
+        error(err, 2)
+      end
+      value = parsed[name]
+    end
+    if type(value) ~= "number" then
+      error(("parameter '%s' must be a number (got %s)"):format(name, tostring(v)), 2)
+    end
+    local r = ranges[name]
+    if value < r[1] or value > r[2] or (d[2] == "integer" and value ~= floor(value)) then
+      error(("parameter '%s' is %s (expected %s from %s to %s)"):format(name, tostring(v),
+        d[2] == "integer" and "an integer" or "a number", tostring(r[1]), tostring(r[2])), 2)
+    end
+    out[name] = value
+  end
+  if out.now == 0 then
+    out.now = os.time()
+  end
+  return out
+end
+
+-- ---- load ----------------------------------------------------------------------------------
+
+-- Claim and load the batch; nil when no unconsolidated episode is left.
+function M.load(burst, params)
+  if not burst.store then
+    error("this pipeline needs a store (run it with --db PATH)", 2)
+  end
+  local b, err = burst.store:load(burst.arena, { batch = params.batch, context = params.context, now = params.now })
+  if not b then
+    error(err, 2)
+  end
+  if b.n == 0 then
+    return nil
+  end
+  return b
+end
+
+-- ---- similarity ------------------------------------------------------------------------------
+
+-- Links (cos >= link_threshold) and close pairs (cos >= cluster_threshold) among the batch and
+-- between the batch and its context, as row indices. Returns links = { n, i, j, w } (one entry
+-- per unordered pair; P.graph adds both directions) and close = { n, i, j }.
+function M.similarity(a, b, params)
+  local n, total, d = b.n, b.total, b.dim
+  local emb = b.embeddings:pointer()
+  local inv = a:floats(total)
+  check(C.engram_sim_norms(a, emb, total, d, inv:pointer()), "similarity")
+
+  local cap = n * (n - 1) / 2 + n * (total - n)
+  local li, lj, lw = a:ints(cap), a:ints(cap), a:floats(cap)
+  local ci, cj = a:ints(cap), a:ints(cap)
+  local nl, nc = 0, 0
+  local lt, ct = params.link_threshold, params.cluster_threshold
+  local lip, ljp, lwp, cip, cjp = li:pointer(), lj:pointer(), lw:pointer(), ci:pointer(), cj:pointer()
+
+  local function add(i, j, s)
+    if s >= lt then
+      lip[nl], ljp[nl], lwp[nl] = i, j, s
+      nl = nl + 1
+    end
+    if s >= ct then
+      cip[nc], cjp[nc] = i, j
+      nc = nc + 1
+    end
+  end
+
+  -- batch x batch: the fused threshold pass, at the lower of the two thresholds
+  if n >= 2 then
+    local pairs_cap = n * (n - 1) / 2
+    local pairs = ffi.cast("engram_sim_pair *", a:alloc(pairs_cap * ffi.sizeof("engram_sim_pair"), 64)
+      or error("similarity: arena: out of memory", 2))
+    local count = ffi.new("size_t[1]")
+    check(C.engram_sim_pairs(a, emb, inv:pointer(), n, d, math.min(lt, ct), pairs, pairs_cap, count), "similarity")
+    -- the pass's order is unspecified: sort so that links and clusters do not depend on it
+    local np = tonumber(count[0])
+    local order = {}
+    for k = 0, np - 1 do order[k + 1] = k end
+    table.sort(order, function(x, y)
+      local px, py = pairs[x], pairs[y]
+      if px.i ~= py.i then return px.i < py.i end
+      return px.j < py.j
+    end)
+    for k = 1, np do
+      local pr = pairs[order[k]]
+      add(pr.i, pr.j, pr.score)
+    end
+  end
+
+  -- batch x context: the cross matrix, then a scan
+  local m = total - n
+  if n > 0 and m > 0 then
+    local cross = a:floats(n * m)
+    check(C.engram_sim_cross(a, emb, inv:pointer(), n, emb + n * d, inv:pointer() + n, m, d, cross:pointer()),
+      "similarity")
+    local cp = cross:pointer()
+    for i = 0, n - 1 do
+      for j = 0, m - 1 do
+        local s = cp[i * m + j]
+        if s >= lt or s >= ct then
+          add(i, n + j, s)
+        end
+      end
+    end
+  end
+  return { n = nl, i = li, j = lj, w = lw }, { n = nc, i = ci, j = cj }
+end
+
+-- ---- patterns -----------------------------------------------------------------------------------
+
+-- Clusters: connected components of the close pairs (single linkage at cluster_threshold) with at
+-- least min_cluster members, one of them from the batch. Each becomes a pattern with the mean of
+-- its members' unit vectors as centroid and the mean cosine of members to it as strength.
+-- Returns { count, centroids (matrix), strength (floats), offsets (ints), members (int64s) }.
+function M.patterns(a, b, close, params)
+  local total, d = b.total, b.dim
+  local parent = {}
+  local function find(x)
+    local r = x
+    while parent[r] and parent[r] ~= r do r = parent[r] end
+    while parent[x] and parent[x] ~= r do
+      local nx = parent[x]
+      parent[x] = r
+      x = nx
+    end
+    return r
+  end
+  local cip, cjp = close.i:pointer(), close.j:pointer()
+  for k = 0, close.n - 1 do
+    local ri, rj = find(cip[k]), find(cjp[k])
+    parent[ri] = parent[ri] or ri
+    parent[rj] = parent[rj] or rj
+    if ri ~= rj then
+      if ri < rj then parent[rj] = ri else parent[ri] = rj end
+    end
+  end
+  -- group rows by root, in row order (deterministic)
+  local groups, order = {}, {}
+  for r = 0, total - 1 do
+    if parent[r] then
+      local root = find(r)
+      local g = groups[root]
+      if not g then
+        g = {}
+        groups[root] = g
+        order[#order + 1] = root
+      end
+      g[#g + 1] = r
+    end
+  end
+  local chosen = {}
+  for _, root in ipairs(order) do
+    local g = groups[root]
+    if #g >= params.min_cluster and g[1] < b.n then   -- rows are sorted: g[1] is the smallest
+      chosen[#chosen + 1] = g
+    end
+  end
+
+  local np = #chosen
+  local nmembers = 0
+  for _, g in ipairs(chosen) do nmembers = nmembers + #g end
+  local centroids = a:matrix(math.max(np, 1), d)
+  local strength, offsets, members = a:floats(np), a:ints(np + 1), a:int64s(nmembers)
+  local emb, ids = b.embeddings:pointer(), b.ids:pointer()
+  local cen = centroids:pointer()
+  local pos = 0
+  for p, g in ipairs(chosen) do
+    local c = cen + (p - 1) * d
+    for k = 0, d - 1 do c[k] = 0 end
+    for _, r in ipairs(g) do
+      local row = emb + r * d
+      local nn = 0
+      for k = 0, d - 1 do nn = nn + row[k] * row[k] end
+      nn = nn > 0 and 1 / sqrt(nn) or 0
+      for k = 0, d - 1 do c[k] = c[k] + row[k] * nn end
+    end
+    for k = 0, d - 1 do c[k] = c[k] / #g end
+    local cn = 0
+    for k = 0, d - 1 do cn = cn + c[k] * c[k] end
+    cn = sqrt(cn)
+    local sum = 0
+    for _, r in ipairs(g) do
+      local row = emb + r * d
+      local dot, nn = 0, 0
+      for k = 0, d - 1 do
+        dot = dot + row[k] * c[k]
+        nn = nn + row[k] * row[k]
+      end
+      sum = sum + (nn > 0 and cn > 0 and dot / (sqrt(nn) * cn) or 0)
+    end
+    strength[p - 1] = sum / #g
+    offsets[p - 1] = pos
+    for _, r in ipairs(g) do
+      members[pos] = ids[r]
+      pos = pos + 1
+    end
+  end
+  offsets[np] = pos
+  return { count = np, centroids = centroids, strength = strength, offsets = offsets, members = members,
+           merge = params.pattern_merge }
+end
+
+-- ---- graph -----------------------------------------------------------------------------------------
+
+-- The loaded subgraph as CSR by source over the b.total rows: the store's edges among them plus
+-- every new link in both directions (a link that already exists replaces its old weight).
+-- Returns { csr (engram_csr cdata), offsets, targets, weights }.
+function M.graph(a, b, links)
+  local total = b.total
+  local ne_old, nl = b.edges.n, links.n
+  local maxe = ne_old + 2 * nl
+  -- new links win over stored edges between the same rows: remember them by key
+  local fresh = {}
+  local li, lj, lw = links.i:pointer(), links.j:pointer(), links.w:pointer()
+  for k = 0, nl - 1 do
+    fresh[li[k] * total + lj[k]] = true
+    fresh[lj[k] * total + li[k]] = true
+  end
+  local src, dst, w = a:ints(maxe), a:ints(maxe), a:floats(maxe)
+  local sp, dp, wp = src:pointer(), dst:pointer(), w:pointer()
+  local e = 0
+  local es, ed, ew = b.edges.src:pointer(), b.edges.dst:pointer(), b.edges.weight:pointer()
+  for k = 0, ne_old - 1 do
+    if not fresh[es[k] * total + ed[k]] then
+      sp[e], dp[e], wp[e] = es[k], ed[k], ew[k]
+      e = e + 1
+    end
+  end
+  for k = 0, nl - 1 do
+    sp[e], dp[e], wp[e] = li[k], lj[k], lw[k]
+    sp[e + 1], dp[e + 1], wp[e + 1] = lj[k], li[k], lw[k]
+    e = e + 2
+  end
+  -- counting sort by source
+  local offsets = a:ints(total + 1)
+  local op = ffi.cast("uint32_t *", offsets:pointer())
+  for r = 0, total do op[r] = 0 end
+  for k = 0, e - 1 do op[sp[k] + 1] = op[sp[k] + 1] + 1 end
+  for r = 1, total do op[r] = op[r] + op[r - 1] end
+  local targets, weights = a:ints(e), a:floats(e)
+  local tp, wq = ffi.cast("uint32_t *", targets:pointer()), weights:pointer()
+  local fill = a:ints(total)
+  local fp = fill:pointer()
+  for r = 0, total - 1 do fp[r] = op[r] end
+  for k = 0, e - 1 do
+    local s = sp[k]
+    local at = fp[s]
+    tp[at], wq[at] = dp[k], wp[k]
+    fp[s] = at + 1
+  end
+  local csr = ffi.new("engram_csr")
+  csr.n, csr.nedges, csr.offsets, csr.targets, csr.weights = total, e, op, tp, wq
+  return { csr = csr, offsets = offsets, targets = targets, weights = weights, nedges = e }
+end
+
+-- ---- spread ------------------------------------------------------------------------------------------
+
+-- Bounded spreading activation from the batch rows (seed value 1) over the subgraph. Returns the
+-- activation of every row (0 where not reached) and the touched rows (seeds first).
+function M.spread(a, b, g, params)
+  local total = b.total
+  local act = a:floats(total):fill(0)
+  local seeds = a:ints(b.n)
+  local sp = ffi.cast("uint32_t *", seeds:pointer())
+  for r = 0, b.n - 1 do sp[r] = r end
+  local sparams = ffi.new("engram_spread_params")
+  sparams.max_depth, sparams.rate, sparams.threshold = params.spread_depth, params.spread_rate, params.spread_threshold
+  local touched = a:ints(total)
+  local nt = ffi.new("size_t[1]")
+  check(C.engram_spread_bounded(a, g.csr, sp, nil, b.n, sparams, act:pointer(),
+    ffi.cast("uint32_t *", touched:pointer()), total, nt), "spread")
+  return act, { n = tonumber(nt[0]), rows = touched }
+end
+
+-- ---- decay ----------------------------------------------------------------------------------------------
+
+-- New strengths of the touched rows: the two-component decay over the time since each row's
+-- last access, then reinforcement by the activation it received. Returns floats (per touched row).
+function M.decay(a, b, act, touched, params)
+  local nt = touched.n
+  local rows = touched.rows:pointer()
+  local strength, age, access = a:floats(nt), a:floats(nt), a:ints(nt)
+  local s, ag, ac = strength:pointer(), age:pointer(), ffi.cast("uint32_t *", access:pointer())
+  local bs, bl, bc = b.strength:pointer(), b.last_access:pointer(), b.access_count:pointer()
+  local now = params.now
+  for k = 0, nt - 1 do
+    local r = rows[k]
+    s[k] = bs[r]
+    ag[k] = now - bl[r]
+    ac[k] = bc[r]
+  end
+  local dp = ffi.new("engram_decay_params")
+  check(C.engram_decay_params_default(3, dp), "decay")   -- ENGRAM_DECAY_TWO_COMPONENT
+  dp.half_life, dp.beta, dp.k, dp.floor = params.half_life, params.beta, params.k, params.floor
+  check(C.engram_decay_apply(a, dp, s, ag, ac, nt), "decay")
+  local ap, re = act:pointer(), params.reinforce
+  for k = 0, nt - 1 do
+    local v = s[k] + (1 - s[k]) * re * ap[rows[k]]
+    s[k] = v > 1 and 1 or (v < 0 and 0 or v)
+  end
+  return strength
+end
+
+-- ---- store ------------------------------------------------------------------------------------------------
+
+-- One transaction: the batch consolidated, new links (both directions), new strengths and
+-- activations of the touched rows, patterns.
+function M.store(burst, b, links, patterns, act, touched, strength, params)
+  local a = burst.arena
+  local nt = touched.n
+  local ids, upd_ids, upd_act = b.ids:pointer(), a:int64s(nt), a:floats(nt)
+  local rows, ap = touched.rows:pointer(), act:pointer()
+  for k = 0, nt - 1 do
+    upd_ids[k] = ids[rows[k]]
+    upd_act[k] = ap[rows[k]]
+  end
+  local nl = links.n
+  local src, dst, w = a:int64s(2 * nl), a:int64s(2 * nl), a:floats(2 * nl)
+  local li, lj, lw = links.i:pointer(), links.j:pointer(), links.w:pointer()
+  for k = 0, nl - 1 do
+    src[2 * k], dst[2 * k], w[2 * k] = ids[li[k]], ids[lj[k]], lw[k]
+    src[2 * k + 1], dst[2 * k + 1], w[2 * k + 1] = ids[lj[k]], ids[li[k]], lw[k]
+  end
+  local consolidated = a:int64s(b.n)
+  for r = 0, b.n - 1 do consolidated[r] = ids[r] end
+  local ok, err = burst.store:commit(a, b, {
+    now = params.now,
+    consolidated = consolidated,
+    updates = { ids = upd_ids, strength = strength, activation = upd_act },
+    edges = { src = src, dst = dst, weight = w },
+    patterns = patterns,
+  })
+  if not ok then
+    error(err, 2)
+  end
+end
+
+-- ---- timing --------------------------------------------------------------------------------------------------
+
+local ts = ffi.new("engram_timespec")
+
+-- Monotonic seconds (for per-stage timings in a burst's result).
+function M.clock()
+  ffi.C.clock_gettime(1, ts)   -- CLOCK_MONOTONIC
+  return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) * 1e-9
+end
+
+return M
