@@ -173,6 +173,8 @@ describe("engram.parse", function()
       assert.has_error(function() parse.params({}, { x = "float" }) end,
         "parse.params: bad type 'float' for 'x' in the schema (expected number, integer, duration, size, boolean or string)")
       assert.has_error(function() parse.params("a=1", {}) end, "bad argument #1 to 'params' (table expected, got string)")
+      assert.has_error(function() parse.params({ "a=1", 2 }, { a = "string" }) end,
+        "bad argument #1 to 'params' (element 2 is a number, expected a string)")
     end)
   end)
 

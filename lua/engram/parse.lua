@@ -17,8 +17,9 @@
 --   duration: bad value '36x' at column 3 (expected a number with s, m, h, d or w, like 90s, 36h, 7d)
 --   episodes.jsonl:3:17: unexpected 'x' (expected ',' or '}' after a value)
 -- Columns count characters (UTF-8 code points) from 1; a column one past the last character
--- of a line means "at the end of the line". Misuse (a non-string where text is expected, a
--- bad schema) raises error(msg, 2).
+-- of a line means "at the end of the line". Within one line of an import file, syntax errors
+-- are found before schema errors (the line is parsed whole, then checked field by field).
+-- Misuse (a non-string where text is expected, a bad schema) raises error(msg, 2).
 local lpeg = require("lpeg")
 
 local M = {}
@@ -215,7 +216,9 @@ function M.params(list, schema)
   check_schema(schema, 2)
   local out = {}
   for i = 1, #list do
-    check_text("params", list[i])
+    if type(list[i]) ~= "string" then
+      error(format("bad argument #1 to 'params' (element %d is a %s, expected a string)", i, type(list[i])), 2)
+    end
     local k, v = param(list[i], schema)
     if k == nil then
       return nil, v
@@ -693,7 +696,8 @@ end
 
 -- Episodes from JSON Lines text: one object per line; blank lines, CR LF line ends, a missing
 -- final newline and a leading UTF-8 byte order mark are fine. Fields:
---   id            integer, 1 .. 2^53-1, unique within the text            (required)
+--   id            integer, 1 .. 2^53-1, unique within the text; any       (required)
+--                 JSON number with an integral value (1e2 is 100)
 --   content       string                                                  (required)
 --   embedding     array of numbers, each within float32 range; all of      (required)
 --                 length opts.dim, or of the first episode's length
@@ -718,6 +722,7 @@ end
 -- All or nothing: on any error no episodes are returned. With on_episode, episodes before the
 -- error have already been handed out; the caller must undo them (e.g. roll back its store
 -- transaction). With floats, the buffer holds partial data after an error.
+-- Errors raised by on_episode itself propagate unchanged.
 function M.episodes(text, opts)
   check_text("episodes", text)
   opts = opts or {}
@@ -771,7 +776,5 @@ function M.episodes_file(path, opts)
   o.name = o.name or path
   return M.episodes(text, o)
 end
-
-M.NULL = NULL
 
 return M
