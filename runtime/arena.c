@@ -527,6 +527,11 @@ engram_arena *engram_arena_thread(void)
   return a;
 }
 
+engram_arena *engram_arena_thread_peek(void)
+{
+  return thread_arena;
+}
+
 void engram_reset_arenas(void)
 {
   if (thread_arena)

@@ -172,6 +172,10 @@ ENGRAM_API void engram_arena_adopt(engram_arena *a);
  * thread exits. NULL if the configuration is invalid or memory is short. */
 ENGRAM_API engram_arena *engram_arena_thread(void);
 
+/* The calling thread's default arena if it exists, else NULL; never creates one (for reports
+ * that must not allocate an arena as a side effect). */
+ENGRAM_API engram_arena *engram_arena_thread_peek(void);
+
 /* Out-of-line halves of the inline functions below; call those instead. */
 ENGRAM_API void *engram_arena_alloc_slow(engram_arena *a, size_t n, size_t align);
 ENGRAM_API void *engram_arena_size_overflow_slow(engram_arena *a, size_t count, size_t size);
@@ -573,8 +577,6 @@ ENGRAM_API int engram_arena_cache_query(engram_arena_cache *c, engram_arena_cach
  * and every live pool and arena cache, by name:
  *   {"version": "0.1.0", "process": {...}, "thread_arena": {...} | null,
  *    "pools": [{"name": ..., ...}, ...], "arena_caches": [...]}
- * A build whose arena module cannot tell whether the thread has an arena without creating
- * one adds "thread_arena_known": false (and "thread_arena" is null).
  * Returns a malloc'd, NUL-terminated string the caller frees with engram_free, or NULL
  * (ENGRAM_ENOMEM). Any thread.
  */
@@ -680,9 +682,9 @@ ENGRAM_API int engram_sim_pairs(engram_arena *a, const float *rows, const float 
                                 size_t *count);
 
 /* For every row i, its k most similar other rows (j != i), fused into the same blocked pass:
- * idx[i*k + r] and score[i*k + r] for r < k, by decreasing score (ties at equal score by
- * increasing index, except that which of several rows tied at the k-th place is kept is
- * unspecified). When n - 1 < k the remaining slots hold idx UINT32_MAX and score -INFINITY.
+ * idx[i*k + r] and score[i*k + r] for r < k, by decreasing score, equal scores by increasing
+ * index (the selection uses the same total order, so it does not depend on the order of the
+ * blocked pass). When n - 1 < k the remaining slots hold idx UINT32_MAX and score -INFINITY.
  * Scratch: 4n bytes plus the blocked pass. n < 2^32, k >= 1. */
 ENGRAM_API int engram_sim_topk(engram_arena *a, const float *rows, const float *inv, size_t n,
                                size_t d, size_t k, uint32_t *idx, float *score);
@@ -772,9 +774,9 @@ ENGRAM_API int engram_spread_bounded(engram_arena *a, const engram_csr *g, const
  *
  * Accuracy (exp2 / log2 are polynomials of this library, identical in every ISA): for |strength|
  * <= 2^64 and a result in the normal float range, |result - exact| <= 1e-6 * |exact| (exact =
- * strength * f evaluated in double from the same float inputs), with exp-type models at most
- * 4e-7 in practice and the power law 1e-6 for beta <= 4; results in the subnormal range are
- * within 2 subnormal steps (2^-148) of exact. Strengths of 0 stay 0; subnormal strengths are
+ * strength * f evaluated in double from the same float inputs; the worst measured over ages
+ * 0 .. 10 years, time scales 1 h .. 1 year and beta up to 4 is 5.4e-7, spec/c/test_decay.c);
+ * results in the subnormal range are within 2 subnormal steps (2^-148) of exact. Strengths of 0 stay 0; subnormal strengths are
  * handled without flushing. No scratch is used (the arena argument is accepted for uniformity
  * and only checked). */
 
@@ -942,7 +944,7 @@ ENGRAM_API void engram_runtime_destroy(engram_runtime *rt);
 
 /* Per worker. Latency is the run time of a burst on the worker (state lookup, Lua call,
  * encoding, arena reset), from a log-linear histogram (4 buckets per power of two, so a
- * percentile is within 19% of the true value). */
+ * percentile is within 12.5% of the true value, and never above the max). */
 typedef struct engram_worker_stats {
   uint32_t struct_size;
   uint32_t struct_version;   /* ENGRAM_RUNTIME_STATS_VERSION */

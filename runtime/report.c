@@ -10,12 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-/* The calling thread's default arena if it has been created, else NULL, without creating it.
- * arena.c owns the thread arena; until it provides this accessor the report cannot tell
- * whether the thread has an arena and says so ("thread_arena": null plus
- * "thread_arena_known": false) rather than creating one as a side effect. */
-extern engram_arena *engram_arena_thread_peek(void) __attribute__((weak));
-
 struct buf {
   char *p;
   size_t len, cap;
@@ -168,13 +162,9 @@ static void put_process(struct buf *b)
 
 static void put_thread_arena(struct buf *b)
 {
-  engram_arena *a = engram_arena_thread_peek ? engram_arena_thread_peek() : NULL;
+  engram_arena *a = engram_arena_thread_peek();   /* never creates one as a side effect */
   engram_arena_info in;
   ENGRAM_STRUCT_INIT(in, ENGRAM_ARENA_INFO_VERSION);
-  if (!engram_arena_thread_peek) {
-    puts_(b, "\"thread_arena_known\": false, \"thread_arena\": null");
-    return;
-  }
   puts_(b, "\"thread_arena\": ");
   if (!a || engram_arena_query(a, &in) != 0) {
     puts_(b, "null");

@@ -22,9 +22,11 @@
 
 static const char schema_sql[] =
   "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
+  /* embeddings live apart from the small, often-updated columns: an UPDATE rewrites the whole
+   * record, and with the vector inline every strength update rewrote 3 KiB */
+  "CREATE TABLE IF NOT EXISTS embeddings(id INTEGER PRIMARY KEY, vector BLOB NOT NULL);"
   "CREATE TABLE IF NOT EXISTS memories("
   "  id INTEGER PRIMARY KEY,"
-  "  embedding BLOB NOT NULL,"
   "  created_at REAL NOT NULL,"
   "  last_access REAL NOT NULL,"
   "  access_count INTEGER NOT NULL DEFAULT 0,"
@@ -50,7 +52,7 @@ static const char schema_sql[] =
 enum {
   Q_CLAIM_EXPIRE, Q_CLAIM, Q_CLAIMED_ROWS, Q_NEIGHBOURS, Q_CONTEXT, Q_ROW, Q_EDGES_FROM,
   Q_INSERT, Q_UPDATE, Q_CONSOLIDATE, Q_CHECK_CLAIM, Q_EDGE_UPSERT, Q_PATTERN, Q_RELEASE,
-  Q_COUNT, Q_PATTERNS_ALL, Q_PATTERN_UPDATE, NQUERIES
+  Q_COUNT, Q_PATTERNS_ALL, Q_PATTERN_UPDATE, Q_INSERT_VECTOR, NQUERIES
 };
 
 static const char *const query_sql[NQUERIES] = {
@@ -61,21 +63,22 @@ static const char *const query_sql[NQUERIES] = {
     "AND NOT EXISTS (SELECT 1 FROM claims c WHERE c.memory_id = m.id) "
     "ORDER BY created_at DESC, id DESC LIMIT ?3",
   [Q_CLAIMED_ROWS] =
-    "SELECT m.id, m.embedding, m.created_at, m.last_access, m.access_count, m.strength, m.activation "
-    "FROM claims c JOIN memories m ON m.id = c.memory_id WHERE c.token = ?1 "
-    "ORDER BY m.created_at DESC, m.id DESC",
+    "SELECT m.id, v.vector, m.created_at, m.last_access, m.access_count, m.strength, m.activation "
+    "FROM claims c JOIN memories m ON m.id = c.memory_id JOIN embeddings v ON v.id = m.id "
+    "WHERE c.token = ?1 ORDER BY m.created_at DESC, m.id DESC",
   [Q_NEIGHBOURS] =
     "SELECT e.dst FROM claims c JOIN edges e ON e.src = c.memory_id WHERE c.token = ?1 "
     "UNION SELECT e.src FROM claims c JOIN edges e ON e.dst = c.memory_id WHERE c.token = ?1",
   [Q_CONTEXT] =
     "SELECT id FROM memories WHERE consolidated = 1 ORDER BY created_at DESC, id DESC LIMIT ?1",
   [Q_ROW] =
-    "SELECT id, embedding, created_at, last_access, access_count, strength, activation "
-    "FROM memories WHERE id = ?1",
+    "SELECT m.id, v.vector, m.created_at, m.last_access, m.access_count, m.strength, m.activation "
+    "FROM memories m JOIN embeddings v ON v.id = m.id WHERE m.id = ?1",
   [Q_EDGES_FROM] = "SELECT dst, weight FROM edges WHERE src = ?1",
   [Q_INSERT] =
-    "INSERT INTO memories(id, embedding, created_at, last_access, access_count, strength, content) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    "INSERT INTO memories(id, created_at, last_access, access_count, strength, content) "
+    "VALUES (?1, ?3, ?4, ?5, ?6, ?7)",
+  [Q_INSERT_VECTOR] = "INSERT INTO embeddings(id, vector) VALUES (?1, ?2)",
   [Q_UPDATE] = "UPDATE memories SET strength = ?2, activation = ?3, last_access = ?4 WHERE id = ?1",
   [Q_CONSOLIDATE] =
     "UPDATE memories SET consolidated = 1, access_count = access_count + 1 WHERE id = ?1 AND consolidated = 0",
@@ -288,7 +291,8 @@ engram_store *engram_store_open(const engram_store_config *cfg)
   sqlite3_extended_result_codes(s->db, 1);
 
   if (check_schema(s, cfg->dim, cfg->create) != 0 ||
-      exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF;",
+      exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF;"
+              "PRAGMA cache_size = -32768; PRAGMA mmap_size = 268435456; PRAGMA temp_store = MEMORY;",
            "setting WAL mode") != 0)
     goto fail;
   for (int i = 0; i < NQUERIES; i++) {
@@ -362,13 +366,18 @@ int engram_store_import_add(engram_store *s, const engram_episode *e)
   }
   sqlite3_stmt *st = q(s, Q_INSERT);
   sqlite3_bind_int64(st, 1, e->id);
-  sqlite3_bind_blob(st, 2, e->embedding, (int)(s->dim * sizeof(float)), SQLITE_STATIC);
   sqlite3_bind_double(st, 3, e->created_at);
   sqlite3_bind_double(st, 4, e->last_access > 0 ? e->last_access : e->created_at);
   sqlite3_bind_int(st, 5, e->access_count);
   sqlite3_bind_double(st, 6, e->strength);
   sqlite3_bind_text(st, 7, e->content ? e->content : "", -1, SQLITE_STATIC);
   int r = sqlite3_step(st);
+  if (r == SQLITE_DONE) {
+    st = q(s, Q_INSERT_VECTOR);
+    sqlite3_bind_int64(st, 1, e->id);
+    sqlite3_bind_blob(st, 2, e->embedding, (int)(s->dim * sizeof(float)), SQLITE_STATIC);
+    r = sqlite3_step(st);
+  }
   if (r != SQLITE_DONE) {
     s->importing = -1;
     if (r == SQLITE_CONSTRAINT_PRIMARYKEY)

@@ -59,6 +59,7 @@ engram_arena *engram_arena_create(const engram_arena_config *config);
 void engram_arena_destroy(engram_arena *a);
 void engram_arena_adopt(engram_arena *a);
 engram_arena *engram_arena_thread(void);
+engram_arena *engram_arena_thread_peek(void);
 void *engram_arena_alloc_slow(engram_arena *a, size_t n, size_t align);
 void *engram_arena_size_overflow_slow(engram_arena *a, size_t count, size_t size);
 void engram_arena_reset(engram_arena *a);
@@ -198,6 +199,58 @@ void engram_free(void *p);
 ]]
 
 -- ---- kernels ----
+ffi.cdef[[
+typedef enum { ENGRAM_ISA_SCALAR = 0, ENGRAM_ISA_AVX2 = 1, ENGRAM_ISA_AVX512 = 2, ENGRAM_ISA_AUTO = 3 } engram_isa;
+int engram_kernel_isa(void);
+const char *engram_kernel_isa_name(int isa);
+int engram_kernel_isa_supported(int isa);
+int engram_kernel_set_isa(int isa);
+
+int engram_sim_norms(engram_arena *a, const float *rows, size_t n, size_t d, float *inv);
+int engram_sim_cosine(engram_arena *a, const float *query, const float *rows, size_t n, size_t d, float *scores);
+int engram_sim_cosine_normed(engram_arena *a, const float *query, const float *rows, const float *inv,
+                             size_t n, size_t d, float *scores);
+int engram_sim_matrix(engram_arena *a, const float *rows, const float *inv, size_t n, size_t d, float *out);
+int engram_sim_cross(engram_arena *a, const float *arows, const float *inv_a, size_t na,
+                     const float *brows, const float *inv_b, size_t nb, size_t d, float *out);
+typedef struct engram_sim_pair { uint32_t i, j; float score; } engram_sim_pair;
+int engram_sim_pairs(engram_arena *a, const float *rows, const float *inv, size_t n, size_t d,
+                     float threshold, engram_sim_pair *out, size_t cap, size_t *count);
+int engram_sim_topk(engram_arena *a, const float *rows, const float *inv, size_t n, size_t d,
+                    size_t k, uint32_t *idx, float *score);
+
+typedef struct engram_csr {
+  size_t n;
+  size_t nedges;
+  const uint32_t *offsets;
+  const uint32_t *targets;
+  const float *weights;
+} engram_csr;
+int engram_csr_validate(const engram_csr *g);
+int engram_spread_iterate(engram_arena *a, const engram_csr *g, float *act, unsigned iterations);
+typedef struct engram_spread_params { unsigned max_depth; float rate; float threshold; } engram_spread_params;
+void engram_spread_params_default(engram_spread_params *p);
+int engram_spread_bounded(engram_arena *a, const engram_csr *g, const uint32_t *seeds,
+                          const float *seed_act, size_t nseeds, const engram_spread_params *params,
+                          float *act, uint32_t *touched, size_t cap, size_t *ntouched);
+
+typedef enum {
+  ENGRAM_DECAY_HALF_LIFE = 0, ENGRAM_DECAY_TIME_CONSTANT = 1, ENGRAM_DECAY_POWER = 2,
+  ENGRAM_DECAY_TWO_COMPONENT = 3
+} engram_decay_model;
+typedef struct engram_decay_params {
+  engram_decay_model model;
+  double half_life;
+  double tau;
+  double beta;
+  double unit;
+  uint32_t k;
+  float floor;
+} engram_decay_params;
+int engram_decay_params_default(engram_decay_model model, engram_decay_params *p);
+int engram_decay_apply(engram_arena *a, const engram_decay_params *p, float *strength,
+                       const float *age, const uint32_t *access, size_t n);
+]]
 
 -- ---- runtime ----
 ffi.cdef[[
