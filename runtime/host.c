@@ -845,6 +845,16 @@ static void take_lua_message(struct host_call *c, lua_State *L, int status, cons
     msg = "(error object is not a string)";
     n = strlen(msg);
   }
+  /* The traceback ends in the host's own C frame ("[C]: at 0x..."), which says nothing. */
+  static const char host_frame[] = "\n\t[C]: at 0x";
+  for (size_t i = n; i-- > 0;) {
+    if (msg[i] == '\n') {
+      if (n - i > sizeof host_frame - 1 && memcmp(msg + i, host_frame, sizeof host_frame - 1) == 0 &&
+          !memchr(msg + i + 1, '\n', n - i - 1))
+        n = i;
+      break;
+    }
+  }
   size_t pn = strlen(prefix);
   char *m = malloc(pn + n + 1);
   if (m) {

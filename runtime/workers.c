@@ -144,6 +144,12 @@ static uint64_t hist_percentile(const uint64_t *h, uint64_t total, double pct)
   return hist_value(HIST_BUCKETS - 1);
 }
 
+/* A bucket's middle can lie above the largest value seen. */
+static uint64_t clamp_to(uint64_t v, uint64_t max)
+{
+  return v > max ? max : v;
+}
+
 /* ---- burst handles ---------------------------------------------------------------------- */
 
 static void burst_unref(engram_burst *b)
@@ -893,9 +899,9 @@ int engram_runtime_worker_stats(engram_runtime *rt, uint32_t worker, engram_work
   out->lua_heap_used = STAT_LOAD(w->host.heap.used);
   out->lua_heap_peak = STAT_LOAD(w->host.heap.peak);
   out->lua_heap_limit = rt->config.lua_heap_limit;
-  out->latency_p50_ns = hist_percentile(hist, total, 50);
-  out->latency_p99_ns = hist_percentile(hist, total, 99);
   out->latency_max_ns = STAT_LOAD(w->latency_max);
+  out->latency_p50_ns = clamp_to(hist_percentile(hist, total, 50), out->latency_max_ns);
+  out->latency_p99_ns = clamp_to(hist_percentile(hist, total, 99), out->latency_max_ns);
   return 0;
 }
 
@@ -924,9 +930,9 @@ int engram_runtime_stats_get(engram_runtime *rt, engram_runtime_stats *out)
   out->scripts = __atomic_load_n(&rt->nscripts, __ATOMIC_ACQUIRE);
   out->completed = __atomic_load_n(&rt->completed, __ATOMIC_RELAXED);
   out->cancelled = __atomic_load_n(&rt->cancelled, __ATOMIC_RELAXED);
-  out->latency_p50_ns = hist_percentile(hist, total, 50);
-  out->latency_p99_ns = hist_percentile(hist, total, 99);
   out->latency_max_ns = max;
+  out->latency_p50_ns = clamp_to(hist_percentile(hist, total, 50), max);
+  out->latency_p99_ns = clamp_to(hist_percentile(hist, total, 99), max);
   return 0;
 }
 
