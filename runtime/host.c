@@ -355,12 +355,15 @@ static void out_reserve(lua_State *L, struct host_call *c, size_t more)
 {
   if (c->json_cap - c->json_len > more)
     return;
-  size_t cap = c->json_cap ? c->json_cap : 256;
+  size_t cap = c->json_cap > 256 ? c->json_cap : 256;
   while (cap - c->json_len <= more)
     cap *= 2;
-  char *p = realloc(c->json, cap);
+  int inline_buf = c->json && c->json == c->json_inline;
+  char *p = inline_buf ? malloc(cap) : realloc(c->json, cap);
   if (!p)
     luaL_error(L, "burst: out of memory encoding the result (%zu bytes)", cap);
+  if (inline_buf)
+    memcpy(p, c->json, c->json_len);
   c->json = p;
   c->json_cap = cap;
 }
@@ -897,15 +900,23 @@ void engram_host_run(struct engram_host *h, struct host_call *c)
   h->hook_armed = 0;
   h->jumped = 0;
   h->heap.refusals = 0;
-  if (sigsetjmp(h->jump, 1) != 0) {
-    /* The signal handler left the Lua call from inside compiled code. */
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    state_abandon(h);
-    set_message(c, ENGRAM_ETIMEOUT,
-                "burst: deadline of %u ms exceeded (stopped inside compiled Lua code; the worker's "
-                "Lua state was replaced)", h->config.timeout_ms);
-    STAT_ADD(h->counters.timeouts, 1);
-    goto finish;
+  /* Only a runtime with a deadline can jump back here. The mask is not saved (that would be
+   * a system call per burst); the jump path unblocks the signal the handler was running on. */
+  if (h->config.timeout_ms) {
+    if (sigsetjmp(h->jump, 0) != 0) {
+      /* The signal handler left the Lua call from inside compiled code. */
+      __atomic_signal_fence(__ATOMIC_SEQ_CST);
+      sigset_t set;
+      sigemptyset(&set);
+      sigaddset(&set, ENGRAM_DEADLINE_SIGNAL);
+      pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+      state_abandon(h);
+      set_message(c, ENGRAM_ETIMEOUT,
+                  "burst: deadline of %u ms exceeded (stopped inside compiled Lua code; the worker's "
+                  "Lua state was replaced)", h->config.timeout_ms);
+      STAT_ADD(h->counters.timeouts, 1);
+      goto finish;
+    }
   }
   lua_State *L = h->L;
   lua_rawgeti(L, LUA_REGISTRYINDEX, h->ref_traceback);

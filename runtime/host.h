@@ -39,8 +39,9 @@ struct host_call {
 
   int status;                /* 0 or ENGRAM_ESCRIPT / ENGRAM_ETIMEOUT / ENGRAM_EFULL / ... */
   char *message;             /* malloc'd; NULL when ok */
-  char *json;                /* malloc'd JSON of the returned values; NULL on error */
+  char *json;                /* JSON of the returned values: json_inline or malloc'd */
   size_t json_len, json_cap;
+  char *json_inline;         /* the caller's buffer for small results (no malloc), or NULL */
   uint64_t arena_used;       /* arena bytes in use when the script returned (before reset) */
 };
 

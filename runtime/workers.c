@@ -41,6 +41,7 @@ struct engram_burst {
   char *json;
   int worker;
   uint64_t run_ns;
+  char small[96];            /* small results live here: no malloc on one thread and free on another */
 };
 
 struct worker {
@@ -156,7 +157,8 @@ static void burst_unref(engram_burst *b)
 {
   if (__atomic_sub_fetch(&b->refs, 1, __ATOMIC_ACQ_REL) == 0) {
     free(b->message);
-    free(b->json);
+    if (b->json != b->small)
+      free(b->json);
     free(b);
   }
 }
@@ -293,6 +295,8 @@ static void run_one(struct worker *w, engram_burst *b)
   c.nparams = b->nparams;
   c.id = b->id;
   c.seq = engram_host_next_seq();
+  c.json = c.json_inline = b->small;
+  c.json_cap = sizeof b->small;
 
   uint64_t start = now_ns();
   __atomic_store_n(&w->running_start, start, __ATOMIC_RELAXED);
@@ -310,7 +314,8 @@ static void run_one(struct worker *w, engram_burst *b)
   if (c.status == 0) {
     b->json = c.json;
   } else {
-    free(c.json);
+    if (c.json != b->small)
+      free(c.json);
     b->json = NULL;
   }
   b->worker = (int)w->index;

@@ -151,6 +151,15 @@ TEST(results_encode_as_json)
     CHECK_STR(engram_burst_result(b), cases[i].json);
     engram_burst_release(b);
   }
+  /* results larger than the handle's inline buffer */
+  int big = load(rt, "big", "return function() local t = {} for i = 1, 300 do t[i] = i end\n"
+                 "  return string.rep('ab', 500), t end");
+  engram_burst *r = run(rt, big, NULL, 0);
+  const char *json = engram_burst_result(r);
+  CHECK(json != NULL && strlen(json) == 1 + 1002 + 1 + 1093 + 1);
+  CHECK(json && strncmp(json, "[\"ababab", 8) == 0);
+  CHECK(json && strstr(json, ",299,300]]") != NULL);
+  engram_burst_release(r);
   int id = load(rt, "fn", "return function() return { ok = 1, bad = { print } } end");
   engram_burst *b = run(rt, id, NULL, 0);
   CHECK_EQ(engram_burst_status(b), ENGRAM_ESCRIPT);
