@@ -96,15 +96,49 @@ static inline __m256 finish_nan(__m256 res, __m256 t)
   return _mm256_blendv_ps(res, _mm256_set1_ps(NAN), _mm256_cmp_ps(t, t, _CMP_UNORD_Q));
 }
 
+/* 2^-(t c) for t clamped to [0, tmax] (tmax * c = 220, so the cap never triggers), times s.
+ * When every lane's exponent n <= 125, p * 2^-n is still normal and is made by subtracting n
+ * from p's exponent field: one multiply instead of three, same result except possibly the last
+ * subnormal step. A NaN age propagates through the polynomial (min/max keep NaN operands). */
+static inline __m256 exp_fast(__m256 sv, __m256 tv, __m256 ch, __m256 cl, __m256 tmax)
+{
+  __m256 tz = _mm256_min_ps(tmax, _mm256_max_ps(_mm256_setzero_ps(), tv));
+  __m256 nn = _mm256_round_ps(_mm256_mul_ps(tz, ch), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(tz, cl, _mm256_fnmadd_ps(tz, ch, nn));
+  __m256 p = exp2_poly(r);
+  if (ENGRAM_LIKELY(!_mm256_movemask_ps(_mm256_cmp_ps(nn, _mm256_set1_ps(125.0f), _CMP_GT_OQ)))) {
+    __m256i e = _mm256_slli_epi32(_mm256_cvtps_epi32(nn), 23);
+    return _mm256_mul_ps(sv, _mm256_castsi256_ps(_mm256_sub_epi32(_mm256_castps_si256(p), e)));
+  }
+  return finish_nan(scale(sv, nn, r, _mm256_setzero_ps(), 0), tv);
+}
+
 void engram_decay_exp2_avx2(float *s, const float *t, size_t n, float c_hi, float c_lo, float flr)
 {
   const __m256 ch = _mm256_set1_ps(c_hi), cl = _mm256_set1_ps(c_lo), fl = _mm256_set1_ps(flr);
-  const int use_floor = flr > 0.0f;
-  for (size_t i = 0; i < n; i += 8) {
+  if (flr > 0.0f) {
+    for (size_t i = 0; i < n; i += 8) {
+      size_t nv = n - i < 8 ? n - i : 8;
+      __m256 tv = LOADN(t + i, nv), sv = LOADN(s + i, nv), nn, r;
+      exp_reduce(_mm256_max_ps(tv, _mm256_setzero_ps()), ch, cl, &nn, &r);
+      STOREN(s + i, finish_nan(scale(sv, nn, r, fl, 1), tv), nv);
+    }
+    return;
+  }
+  const __m256 tmax = _mm256_set1_ps(VM_N_MAX / c_hi);
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    /* in DRAM-sized arrays, keep more lines in flight than the hardware prefetcher does */
+    _mm_prefetch((const char *)(t + i + 512), _MM_HINT_T0);
+    _mm_prefetch((const char *)(s + i + 512), _MM_HINT_T0);
+    __m256 a = exp_fast(_mm256_loadu_ps(s + i), _mm256_loadu_ps(t + i), ch, cl, tmax);
+    __m256 b = exp_fast(_mm256_loadu_ps(s + i + 8), _mm256_loadu_ps(t + i + 8), ch, cl, tmax);
+    _mm256_storeu_ps(s + i, a);
+    _mm256_storeu_ps(s + i + 8, b);
+  }
+  for (; i < n; i += 8) {
     size_t nv = n - i < 8 ? n - i : 8;
-    __m256 tv = LOADN(t + i, nv), sv = LOADN(s + i, nv), nn, r;
-    exp_reduce(_mm256_max_ps(tv, _mm256_setzero_ps()), ch, cl, &nn, &r);
-    STOREN(s + i, finish_nan(scale(sv, nn, r, fl, use_floor), tv), nv);
+    STOREN(s + i, exp_fast(LOADN(s + i, nv), LOADN(t + i, nv), ch, cl, tmax), nv);
   }
 }
 

@@ -89,15 +89,39 @@ static inline __m512 finish_nan(__m512 res, __m512 t)
   return _mm512_mask_mov_ps(res, _mm512_cmp_ps_mask(t, t, _CMP_UNORD_Q), _mm512_set1_ps(NAN));
 }
 
+/* See decay_avx2.c: t clamped to [0, tmax], a single exponent subtraction when n <= 125. */
+static inline __m512 exp_fast(__m512 sv, __m512 tv, __m512 ch, __m512 cl, __m512 tmax)
+{
+  __m512 tz = _mm512_min_ps(tmax, _mm512_max_ps(_mm512_setzero_ps(), tv));
+  __m512 nn = _mm512_roundscale_ps(_mm512_mul_ps(tz, ch), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(tz, cl, _mm512_fnmadd_ps(tz, ch, nn));
+  __m512 p = exp2_poly(r);
+  if (ENGRAM_LIKELY(!_mm512_cmp_ps_mask(nn, _mm512_set1_ps(125.0f), _CMP_GT_OQ))) {
+    __m512i e = _mm512_slli_epi32(_mm512_cvtps_epi32(nn), 23);
+    return _mm512_mul_ps(sv, _mm512_castsi512_ps(_mm512_sub_epi32(_mm512_castps_si512(p), e)));
+  }
+  return finish_nan(scale(sv, nn, r, _mm512_setzero_ps(), 0), tv);
+}
+
 void engram_decay_exp2_avx512(float *s, const float *t, size_t n, float c_hi, float c_lo, float flr)
 {
   const __m512 ch = _mm512_set1_ps(c_hi), cl = _mm512_set1_ps(c_lo), fl = _mm512_set1_ps(flr);
-  const int use_floor = flr > 0.0f;
+  if (flr > 0.0f) {
+    for (size_t i = 0; i < n; i += 16) {
+      __mmask16 m = tail16(n - i);
+      __m512 tv = _mm512_maskz_loadu_ps(m, t + i), sv = _mm512_maskz_loadu_ps(m, s + i), nn, r;
+      exp_reduce(_mm512_max_ps(tv, _mm512_setzero_ps()), ch, cl, &nn, &r);
+      _mm512_mask_storeu_ps(s + i, m, finish_nan(scale(sv, nn, r, fl, 1), tv));
+    }
+    return;
+  }
+  const __m512 tmax = _mm512_set1_ps(VM_N_MAX / c_hi);
   for (size_t i = 0; i < n; i += 16) {
     __mmask16 m = tail16(n - i);
-    __m512 tv = _mm512_maskz_loadu_ps(m, t + i), sv = _mm512_maskz_loadu_ps(m, s + i), nn, r;
-    exp_reduce(_mm512_max_ps(tv, _mm512_setzero_ps()), ch, cl, &nn, &r);
-    _mm512_mask_storeu_ps(s + i, m, finish_nan(scale(sv, nn, r, fl, use_floor), tv));
+    _mm_prefetch((const char *)(t + i + 512), _MM_HINT_T0);
+    _mm_prefetch((const char *)(s + i + 512), _MM_HINT_T0);
+    __m512 v = exp_fast(_mm512_maskz_loadu_ps(m, s + i), _mm512_maskz_loadu_ps(m, t + i), ch, cl, tmax);
+    _mm512_mask_storeu_ps(s + i, m, v);
   }
 }
 

@@ -107,13 +107,17 @@ static inline void pow_reduce(float t, float uinv, float beta, float *n, float *
 
 void engram_decay_exp2_scalar(float *s, const float *t, size_t n, float c_hi, float c_lo, float flr)
 {
+  const float tmax = VM_N_MAX / c_hi;
   for (size_t i = 0; i < n; i++) {
     float ti = t[i], nn, r;
     if (ti != ti) {
       s[i] = NAN;
       continue;
     }
-    exp_reduce(ti > 0.0f ? ti : 0.0f, c_hi, c_lo, &nn, &r);
+    ti = ti > 0.0f ? ti : 0.0f;
+    if (flr <= 0.0f && ti > tmax)             /* as the vector variants: n never needs the cap */
+      ti = tmax;
+    exp_reduce(ti, c_hi, c_lo, &nn, &r);
     s[i] = scale_result(s[i], nn, r, flr);
   }
 }

@@ -67,17 +67,19 @@ void engram_sim_norms_avx2(const float *rows, size_t n, size_t d, float *inv)
 
 /* Dot products of q with four rows (and, when sq is not NULL, the rows' sums of squares). */
 static inline void dot4(const float *q, const float *r0, const float *r1, const float *r2,
-                        const float *r3, size_t d, float out[4], float sq[4])
+                        const float *r3, size_t d, float out[4], float sq[4], int pf)
 {
   __m256 d0 = _mm256_setzero_ps(), d1 = d0, d2 = d0, d3 = d0;
   __m256 e0 = d0, e1 = d0, e2 = d0, e3 = d0;   /* second accumulators, or the squares */
   size_t k = 0;
   if (!sq) {
     for (; k + 16 <= d; k += 16) {
-      _mm_prefetch((const char *)(r0 + k + PF_AHEAD), _MM_HINT_T0);
-      _mm_prefetch((const char *)(r1 + k + PF_AHEAD), _MM_HINT_T0);
-      _mm_prefetch((const char *)(r2 + k + PF_AHEAD), _MM_HINT_T0);
-      _mm_prefetch((const char *)(r3 + k + PF_AHEAD), _MM_HINT_T0);
+      if (pf) {
+        _mm_prefetch((const char *)(r0 + k + PF_AHEAD), _MM_HINT_T0);
+        _mm_prefetch((const char *)(r1 + k + PF_AHEAD), _MM_HINT_T0);
+        _mm_prefetch((const char *)(r2 + k + PF_AHEAD), _MM_HINT_T0);
+        _mm_prefetch((const char *)(r3 + k + PF_AHEAD), _MM_HINT_T0);
+      }
       __m256 qa = _mm256_loadu_ps(q + k), qb = _mm256_loadu_ps(q + k + 8);
       d0 = _mm256_fmadd_ps(qa, _mm256_loadu_ps(r0 + k), d0);
       d1 = _mm256_fmadd_ps(qa, _mm256_loadu_ps(r1 + k), d1);
@@ -150,10 +152,16 @@ void engram_sim_cosine_avx2(const float *q, float qinv, const float *rows, const
   const float *base[4];
   for (int s = 0; s < 4; s++)
     base[s] = rows + (size_t)s * quarter * d;
+  /* Software prefetch pays only when the rows come from DRAM; from cache it costs issue slots. */
+  int pf = n * d * sizeof(float) > ((size_t)16 << 20);
   for (size_t i = 0; i < quarter; i++) {
     float dots[4], sq[4];
-    dot4(q, base[0] + i * d, base[1] + i * d, base[2] + i * d, base[3] + i * d, d, dots,
-         inv ? NULL : sq);
+    if (pf)
+      dot4(q, base[0] + i * d, base[1] + i * d, base[2] + i * d, base[3] + i * d, d, dots,
+           inv ? NULL : sq, 1);
+    else
+      dot4(q, base[0] + i * d, base[1] + i * d, base[2] + i * d, base[3] + i * d, d, dots,
+           inv ? NULL : sq, 0);
     for (int s = 0; s < 4; s++) {
       size_t r = (size_t)s * quarter + i;
       scores[r] = engram_sim_finish(dots[s], qinv, inv ? inv[r] : inv_of(sq[s]));

@@ -94,11 +94,18 @@ static size_t push_all(const engram_csr *g, const float *src, float *dst, size_t
   const uint32_t *off = g->offsets, *tg = g->targets;
   const float *w = g->weights;
   uint32_t n = (uint32_t)g->n;
+  /* From DRAM, two more lines in flight per stream than the hardware prefetcher keeps (1 KiB
+   * ahead); from cache the hints only cost issue slots. */
+  const int pf = g->nedges * 8 > ((size_t)16 << 20);
   for (size_t s = 0; s < g->n; s++) {
     float p = src[s];
     if (p == 0.0f)
       continue;
     uint32_t e = off[s], end = off[s + 1];
+    if (pf) {
+      __builtin_prefetch(tg + e + 256);
+      __builtin_prefetch(w + e + 256);
+    }
     for (; e < end; e++) {
       uint32_t t = tg[e];
       if (ENGRAM_UNLIKELY(t >= n)) {
@@ -338,13 +345,26 @@ int engram_spread_bounded(engram_arena *a, const engram_csr *g, const uint32_t *
       goto out;
     size_t nnext = 0;
     for (size_t i = 0; i < nfront; i++) {
+      /* Latency, not bandwidth, bounds this loop: a pipeline of prefetches brings the edge
+       * lists of the frontier node 4 ahead, then the index slots and activations of the
+       * targets of the node 2 ahead (whose edge list has arrived by then). */
+      if (i + 4 < nfront) {
+        uint32_t u4 = at(&r, front[i + 4])->node;
+        __builtin_prefetch(tg + off[u4]);
+        __builtin_prefetch(w + off[u4]);
+      }
+      if (i + 2 < nfront) {
+        uint32_t u2 = at(&r, front[i + 2])->node;
+        for (uint32_t e = off[u2]; e < off[u2 + 1]; e++)
+          if (tg[e] < n) {
+            __builtin_prefetch(r.slot + tg[e]);
+            __builtin_prefetch(act + tg[e]);
+          }
+      }
       const reached *src = at(&r, front[i]);
       const float pu = src->pulse;
       const uint32_t u = src->node, end = off[u + 1];
       for (uint32_t e = off[u]; e < end; e++) {
-        /* The slot lookups are the latency-bound part: ask for one a few edges ahead. */
-        if (e + 8 < end && tg[e + 8] < n)
-          __builtin_prefetch(&r.slot[tg[e + 8]]);
         uint32_t t = tg[e];
         if (ENGRAM_UNLIKELY(t >= n)) {
           rc = bad_target(g, u, e);
