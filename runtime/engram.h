@@ -812,7 +812,7 @@ ENGRAM_API int engram_decay_apply(engram_arena *a, const engram_decay_params *p,
  *
  * A runtime is N worker threads. Each worker owns, for its whole life, one lua_State (with the
  * engram module and lpeg loadable) and one arena. A burst is one protected call of a loaded
- * script's function with a `burst` table {arena, params, id, worker}; the worker's arena is
+ * script's function with a `burst` table {arena, params, id, worker, store}; the worker's arena is
  * reset whichever way the call ends (return, error, deadline). Scripts are compiled once per
  * worker and kept in a bounded per-worker cache (least recently used evicted).
  *
@@ -869,6 +869,9 @@ typedef struct engram_runtime_config {
   const char *module_path;   /* directory holding engram/init.lua, or a package.path pattern
                               * (contains '?'); NULL: $ENGRAM_LUA_PATH, $ENGRAM_ROOT/lua, the
                               * source tree beside the executable, then LUA_PATH */
+  const char *store_path;    /* SQLite memory store: each worker opens one connection to it and
+                              * scripts see it as burst.store; after every burst the worker
+                              * releases the claims the burst left open. NULL: no store */
 } engram_runtime_config;
 
 /* Fill *out with the defaults (arena size and overflow from the environment). ENGRAM_ECONFIG
@@ -877,7 +880,8 @@ ENGRAM_API int engram_runtime_config_default(engram_runtime_config *out);
 
 /* Start the workers; each builds its Lua state and arena before this returns. NULL on failure:
  * ENGRAM_EINVAL / ENGRAM_EVERSION (config), ENGRAM_ESCRIPT (the engram module or lpeg cannot
- * be loaded: the message says why), ENGRAM_ENOMEM. A NULL config means the defaults. */
+ * be loaded: the message says why), ENGRAM_ESTORE (store_path cannot be opened), ENGRAM_ENOMEM.
+ * A NULL config means the defaults. */
 ENGRAM_API engram_runtime *engram_runtime_create(const engram_runtime_config *config);
 
 /* Register a script; returns its id (> 0) or a negative code. The text is compiled once here

@@ -184,7 +184,7 @@ void engram_host_default_module_dir(char *out, size_t cap)
  * function: stage i is called as f_i(burst, result of stage i-1); the last stage's return
  * values are the burst's. */
 static const char prelude[] =
-  "local arena_ptr, dir, pattern = ...\n"
+  "local arena_ptr, dir, pattern, store_ptr = ...\n"
   "if pattern ~= '' then package.path = pattern .. ';' .. package.path\n"
   "elseif dir ~= '' then package.path = dir .. '/?.lua;' .. dir .. '/?/init.lua;' .. package.path end\n"
   "local ok, err = pcall(require, 'engram')\n"
@@ -203,7 +203,8 @@ static const char prelude[] =
   "    return s[n](burst, r)\n"
   "  end\n"
   "end\n"
-  "return arena, pipeline\n";
+  "local store = store_ptr and require('engram.store').wrap(store_ptr) or false\n"
+  "return arena, pipeline, store\n";
 
 static int traceback(lua_State *L);
 static int burst_body(lua_State *L);
@@ -224,7 +225,12 @@ static int state_setup(lua_State *L)
   lua_pushlightuserdata(L, h->arena);
   lua_pushstring(L, is_pattern ? "" : dir);
   lua_pushstring(L, is_pattern ? dir : "");
-  lua_call(L, 3, 2);
+  if (h->store)
+    lua_pushlightuserdata(L, h->store);
+  else
+    lua_pushnil(L);
+  lua_call(L, 4, 3);
+  h->ref_store = luaL_ref(L, LUA_REGISTRYINDEX);   /* false without a store */
   h->ref_pipeline = luaL_ref(L, LUA_REGISTRYINDEX);
   h->ref_arena = luaL_ref(L, LUA_REGISTRYINDEX);
   return 0;
@@ -620,6 +626,10 @@ static int burst_body(lua_State *L)
   lua_setfield(L, -2, "id");
   lua_pushinteger(L, h->config.worker_index);
   lua_setfield(L, -2, "worker");
+  if (h->store) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->ref_store);
+    lua_setfield(L, -2, "store");
+  }
   lua_call(L, 1, LUA_MULTRET);
 
   /* What the script left in the arena is measured before the encoder borrows from it. */
@@ -962,6 +972,10 @@ void engram_host_run(struct engram_host *h, struct host_call *c)
 finish:
   if (h->L == NULL && c->status == ENGRAM_ETIMEOUT)
     state_open(h);
+  /* A burst's claims never outlive it: what it loaded and did not commit becomes loadable
+   * again (its commit, if any, was one transaction and is already complete). */
+  if (h->store)
+    engram_store_release_pending(h->store);
   if (c->status != 0)
     c->json_len = 0;
   arena_done(h, c);
@@ -993,8 +1007,20 @@ int engram_host_init(struct engram_host *h, const struct host_config *config)
     free(h->cache);
     return engram_last_error()[0] ? ENGRAM_ENOMEM : engram_fail(ENGRAM_ENOMEM, "host: cannot create the arena");
   }
+  if (config->store_path) {
+    engram_store_config sc;
+    memset(&sc, 0, sizeof sc);
+    sc.path = config->store_path;
+    h->store = engram_store_open(&sc);
+    if (!h->store) {
+      engram_arena_destroy(h->arena);
+      free(h->cache);
+      return ENGRAM_ESTORE;   /* the store's message names the file */
+    }
+  }
   int rc = state_open(h);
   if (rc != 0) {
+    engram_store_close(h->store);
     engram_arena_destroy(h->arena);
     free(h->cache);
     return rc;
@@ -1007,6 +1033,8 @@ void engram_host_fini(struct engram_host *h)
 {
   tls_host = NULL;
   state_close(h);
+  if (h->store)
+    engram_store_close(h->store);
   engram_arena_destroy(h->arena);
   free(h->cache);
   h->arena = NULL;

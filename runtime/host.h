@@ -68,6 +68,7 @@ struct host_config {
   uint32_t timeout_ms;       /* 0 = no deadline */
   const char *module_dir;    /* directory holding engram/ (the Lua module tree) or NULL */
   int worker_index;          /* burst.worker */
+  const char *store_path;    /* one store connection per worker, or NULL */
 };
 
 struct host_cache_entry {
@@ -93,7 +94,8 @@ struct engram_host {
   struct host_config config;
   char module_dir[1024];
 
-  int ref_body, ref_traceback, ref_arena, ref_pipeline;
+  engram_store *store;       /* this worker's connection, or NULL */
+  int ref_body, ref_traceback, ref_arena, ref_pipeline, ref_store;
 
   struct host_cache_entry *cache;
   uint64_t cache_clock;

@@ -1,9 +1,9 @@
 /*
  * main.c — engram-run: run a consolidation pipeline script for N bursts on a pool of workers.
  *
- *   engram-run SCRIPT [--workers N] [--arena-size SIZE] [--overflow MODE] [--bursts N]
- *                     [--timeout MS] [--lua-heap SIZE] [--param KEY=VALUE]... [--quiet]
- *                     [--stats[=json]] [--help]
+ *   engram-run SCRIPT [--workers N] [--arena-size SIZE] [--overflow MODE] [--db PATH]
+ *                     [--bursts N] [--timeout MS] [--lua-heap SIZE] [--param KEY=VALUE]...
+ *                     [--quiet] [--stats[=json]] [--help]
  *
  * Results go to stdout, one JSON line per burst in burst order; failures to stderr. Exit
  * status: 0 every burst succeeded, 1 a burst (or the script) failed, 2 usage error.
@@ -34,6 +34,8 @@ static const char usage_text[] =
   "                       (default: $ENGRAM_ARENA_SIZE or 1MiB)\n"
   "  --overflow MODE      when a burst overflows its arena: error, panic or fallback\n"
   "                       (default: $ENGRAM_ARENA_OVERFLOW or error)\n"
+  "  --db PATH            the SQLite memory store, seen by scripts as burst.store (one\n"
+  "                       connection per worker; default: none)\n"
   "  --bursts N           bursts to run (default 1)\n"
   "  --timeout MS         deadline per burst in milliseconds, 0 for none (default 0)\n"
   "  --lua-heap SIZE      Lua heap limit per worker, at least 1MiB (default: none)\n"
@@ -193,6 +195,12 @@ static int parse_args(int argc, char **argv, struct options *o)
         o->config.overflow = ENGRAM_OVERFLOW_FALLBACK;
       else
         return usage_error("bad --overflow '%s' (expected error, panic or fallback)", v);
+    } else if (is_flag(a, "--db")) {
+      if (!(v = flag_value(argc, argv, &i, "--db", &rc)))
+        return rc;
+      if (access(v, R_OK | W_OK) != 0)
+        return usage_error("cannot open --db '%s' (%s)", v, strerror(errno));
+      o->config.store_path = v;
     } else if (is_flag(a, "--param")) {
       if (!(v = flag_value(argc, argv, &i, "--param", &rc)) || (rc = add_param(o, v)))
         return rc ? rc : EXIT_USAGE;

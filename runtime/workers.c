@@ -62,6 +62,7 @@ struct worker {
 struct engram_runtime {
   engram_runtime_config config;
   char module_path[1024];
+  char *store_path;
 
   pthread_mutex_t lock;      /* queue, stopping, ready */
   pthread_cond_t work;       /* workers sleep here */
@@ -349,6 +350,7 @@ static void *worker_main(void *arg)
   hc.timeout_ms = rt->config.timeout_ms;
   hc.module_dir = rt->module_path;
   hc.worker_index = (int)w->index;
+  hc.store_path = rt->config.store_path;
   int rc = engram_host_init(&w->host, &hc);
 
   pthread_mutex_lock(&rt->lock);
@@ -441,6 +443,7 @@ int engram_runtime_config_default(engram_runtime_config *out)
   out->lua_heap_limit = 0;
   out->script_cache = 64;
   out->module_path = NULL;
+  out->store_path = NULL;
   return 0;
 }
 
@@ -511,6 +514,7 @@ static void runtime_free(engram_runtime *rt)
   pthread_mutex_destroy(&rt->scripts_lock);
   free(rt->queue);
   free(rt->workers);
+  free(rt->store_path);
   free(rt);
 }
 
@@ -534,6 +538,11 @@ engram_runtime *engram_runtime_create(const engram_runtime_config *config)
   if (config->module_path)
     snprintf(rt->module_path, sizeof rt->module_path, "%s", config->module_path);
   rt->config.module_path = rt->module_path;
+  if (config->store_path && !(rt->config.store_path = rt->store_path = strdup(config->store_path))) {
+    engram_fail(ENGRAM_ENOMEM, "runtime: out of memory");
+    free(rt);
+    return NULL;
+  }
   pthread_mutex_init(&rt->lock, NULL);
   pthread_cond_init(&rt->work, NULL);
   pthread_cond_init(&rt->ready_cv, NULL);

@@ -259,7 +259,7 @@ typedef struct engram_burst engram_burst;
 typedef struct engram_runtime_config {
   uint32_t struct_size; uint32_t struct_version; uint32_t workers; uint32_t queue_capacity;
   size_t arena_size; engram_overflow overflow; uint32_t timeout_ms; size_t lua_heap_limit;
-  uint32_t script_cache; const char *module_path;
+  uint32_t script_cache; const char *module_path; const char *store_path;
 } engram_runtime_config;
 int engram_runtime_config_default(engram_runtime_config *out);
 engram_runtime *engram_runtime_create(const engram_runtime_config *config);

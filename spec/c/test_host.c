@@ -12,6 +12,7 @@
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define EXPORT __attribute__((visibility("default")))
@@ -282,11 +283,24 @@ TEST(bad_config_is_refused_with_the_field_named)
   c.struct_size = 8;
   CHECK(engram_runtime_create(&c) == NULL);
   CHECK_CONTAINS(engram_last_error(), "fill it with engram_runtime_config_default");
+  /* A configured module path comes before LUA_PATH: a broken engram module there is reported. */
+  char dir[] = "/tmp/engram-mod-XXXXXX", sub[64], file[96];
+  CHECK(mkdtemp(dir) != NULL);
+  snprintf(sub, sizeof sub, "%s/engram", dir);
+  mkdir(sub, 0700);
+  snprintf(file, sizeof file, "%s/init.lua", sub);
+  FILE *f = fopen(file, "w");
+  fputs("error('broken on purpose')\n", f);
+  fclose(f);
   engram_runtime_config_default(&c);
-  c.module_path = "/nonexistent/lua/?.lua";
+  c.module_path = dir;
   c.workers = 2;
   CHECK(engram_runtime_create(&c) == NULL);
-  CHECK_CONTAINS(engram_last_error(), "host: cannot load the engram Lua module");
+  CHECK_CONTAINS(engram_last_error(), "host: cannot load the engram Lua module (");
+  CHECK_CONTAINS(engram_last_error(), "/engram/init.lua:1: broken on purpose");
+  unlink(file);
+  rmdir(sub);
+  rmdir(dir);
 }
 
 TEST(arena_views_live_for_one_burst)
@@ -522,6 +536,72 @@ TEST(stats_json_has_runtime_and_worker_sections)
   engram_runtime_destroy(rt);
 }
 
+TEST(store_is_burst_store_and_claims_never_outlive_a_burst)
+{
+  char path[] = "/tmp/engram-host-store-XXXXXX";
+  int fd = mkstemp(path);
+  close(fd);
+  unlink(path);
+  engram_store_config sc;
+  memset(&sc, 0, sizeof sc);
+  sc.path = path;
+  sc.dim = 4;
+  sc.create = 1;
+  engram_store *s = engram_store_open(&sc);
+  CHECK(s != NULL);
+  if (!s) {
+    printf("    store: %s\n", engram_last_error());
+    return;
+  }
+  CHECK_EQ(engram_store_import_begin(s), 0);
+  for (int i = 1; i <= 5; i++) {
+    float emb[4] = { (float)i, 1, 0, 0 };
+    engram_episode e = { i, "memory", emb, 1000.0 + i, 0, 1, 0.5f };
+    CHECK_EQ(engram_store_import_add(s, &e), 0);
+  }
+  CHECK_EQ(engram_store_import_commit(s), 0);
+  engram_store_close(s);
+
+  engram_runtime_config c;
+  engram_runtime_config_default(&c);
+  c.workers = 1;
+  c.store_path = path;
+  engram_runtime *rt = engram_runtime_create(&c);
+  CHECK(rt != NULL);
+  if (!rt) {
+    printf("    runtime: %s\n", engram_last_error());
+    unlink(path);
+    return;
+  }
+  int counts = load(rt, "counts", "return function(burst) return burst.store:counts() end");
+  int claim_and_fail = load(rt, "claim", "return function(burst)\n"
+                            "  local b = assert(burst.store:load(burst.arena, { batch = 3, context = 0 }))\n"
+                            "  assert(burst.store:counts().claims == 3)\n"
+                            "  error('failed after loading ' .. b.n)\n"
+                            "end\n");
+  engram_burst *b = run(rt, counts, NULL, 0);
+  CHECK_STR(engram_burst_result(b), "{\"claims\":0,\"edges\":0,\"memories\":5,\"patterns\":0,\"unconsolidated\":5}");
+  engram_burst_release(b);
+  b = run(rt, claim_and_fail, NULL, 0);
+  CHECK_EQ(engram_burst_status(b), ENGRAM_ESCRIPT);
+  CHECK_CONTAINS(engram_burst_message(b), "claim:4: failed after loading 3");
+  engram_burst_release(b);
+  b = run(rt, counts, NULL, 0);
+  CHECK_CONTAINS(engram_burst_result(b), "\"claims\":0,");
+  engram_burst_release(b);
+  engram_runtime_destroy(rt);
+
+  c.store_path = "/nonexistent/dir/memory.db";
+  CHECK(engram_runtime_create(&c) == NULL);
+  CHECK_CONTAINS(engram_last_error(), "/nonexistent/dir/memory.db");
+  unlink(path);
+  char side[64];
+  snprintf(side, sizeof side, "%s-wal", path);
+  unlink(side);
+  snprintf(side, sizeof side, "%s-shm", path);
+  unlink(side);
+}
+
 int main(void)
 {
   RUN(function_script_sees_params_id_and_arena);
@@ -538,5 +618,6 @@ int main(void)
   RUN(handle_released_before_the_burst_ends);
   RUN(lua_module_gives_lazy_access_to_submodules);
   RUN(stats_json_has_runtime_and_worker_sections);
+  RUN(store_is_burst_store_and_claims_never_outlive_a_burst);
   return test_done();
 }
