@@ -57,6 +57,10 @@ LUAJIT_LIBS   := $(shell pkg-config --libs luajit 2>/dev/null || echo -lluajit-5
 CFLAGS_ALL := $(BASE) $(OPT) $(WARN) $(LUAJIT_CFLAGS) $(CFLAGS)
 LDLIBS_ALL := $(SAN) -pthread -lm -ldl $(LDLIBS)
 
+# Programs link the whole static library: Lua code reaches much of it only through the FFI
+# (kernels, store), which the linker cannot see, and -rdynamic exports it to ffi.C.
+WHOLE_LIB = -Wl,--whole-archive $(LIB_A) -Wl,--no-whole-archive
+
 # Per-file ISA flags for kernel variants: only these files may use wider instructions.
 ISA_avx2   := -mavx2 -mfma
 ISA_avx512 := -mavx512f -mavx512bw -mavx512dq -mavx512vl -mfma -mavx2
@@ -115,21 +119,21 @@ $(LIB_SO): $(LIB_OBJ)
 	$(call say,LD,$@)$(CC) -shared -Wl,-soname,libengram.so.0 -o $@ $^ $(LUAJIT_LIBS) -lsqlite3 $(LDLIBS_ALL)
 
 $(BUILD)/engram-run: $(BUILD)/runtime/main.o $(LIB_A)
-	$(call say,LD,$@)$(CC) -o $@ $^ $(LUAJIT_LIBS) -lsqlite3 $(LDLIBS_ALL) -rdynamic
+	$(call say,LD,$@)$(CC) -o $@ $< $(WHOLE_LIB) $(LUAJIT_LIBS) -lsqlite3 $(LDLIBS_ALL) -rdynamic
 
 # Tests link the static library so they see exactly this build; -rdynamic lets a LuaJIT state
 # inside a test resolve the library's exported symbols through ffi.C.
 $(BUILD)/spec/%: spec/c/%.c $(TEST_LIB) $(LIB_A) $(BUILD)/.flags
 	@mkdir -p $(@D)
-	$(call say,CC,$@)$(CC) $(CFLAGS_ALL) -Ispec/c -MMD -MP -MF $@.d -o $@ $< $(TEST_LIB) $(LIB_A) $(LUAJIT_LIBS) -lsqlite3 $(LDLIBS_ALL) -rdynamic
+	$(call say,CC,$@)$(CC) $(CFLAGS_ALL) -Ispec/c -MMD -MP -MF $@.d -o $@ $< $(TEST_LIB) $(WHOLE_LIB) $(LUAJIT_LIBS) -lsqlite3 $(LDLIBS_ALL) -rdynamic
 
 $(BUILD)/bench/%: bench/%.c $(BENCH_LIB) $(LIB_A) $(BUILD)/.flags
 	@mkdir -p $(@D)
-	$(call say,CC,$@)$(CC) $(CFLAGS_ALL) -O3 -march=native -Ibench -MMD -MP -MF $@.d -o $@ $< $(BENCH_LIB) $(LIB_A) $(LUAJIT_LIBS) -lsqlite3 $(BENCH_LIBS_$*) $(LDLIBS_ALL) -rdynamic
+	$(call say,CC,$@)$(CC) $(CFLAGS_ALL) -O3 -march=native -Ibench -MMD -MP -MF $@.d -o $@ $< $(BENCH_LIB) $(WHOLE_LIB) $(LUAJIT_LIBS) -lsqlite3 $(BENCH_LIBS_$*) $(LDLIBS_ALL) -rdynamic
 
 $(BUILD)/examples/%: examples/%.c $(LIB_A) $(BUILD)/.flags
 	@mkdir -p $(@D)
-	$(call say,CC,$@)$(CC) $(CFLAGS_ALL) -MMD -MP -MF $@.d -o $@ $< $(LIB_A) $(LUAJIT_LIBS) -lsqlite3 $(LDLIBS_ALL) -rdynamic
+	$(call say,CC,$@)$(CC) $(CFLAGS_ALL) -MMD -MP -MF $@.d -o $@ $< $(WHOLE_LIB) $(LUAJIT_LIBS) -lsqlite3 $(LDLIBS_ALL) -rdynamic
 
 # Benchmarks that link a peer library name it here (bench_kernels needs OpenBLAS, ...).
 BENCH_LIBS_bench_kernels := -lopenblas -fopenmp

@@ -75,10 +75,13 @@ static void header_give_back(struct arena_block *b)
 
 static size_t page_size(void)
 {
-  static size_t ps;
-  if (!ps)
-    ps = (size_t)sysconf(_SC_PAGESIZE);
-  return ps;
+  static size_t ps;   /* the same value for every thread: a relaxed race-free cache */
+  size_t v = __atomic_load_n(&ps, __ATOMIC_RELAXED);
+  if (!v) {
+    v = (size_t)sysconf(_SC_PAGESIZE);
+    __atomic_store_n(&ps, v, __ATOMIC_RELAXED);
+  }
+  return v;
 }
 
 static size_t round_up(size_t n, size_t to)

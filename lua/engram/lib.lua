@@ -13,8 +13,7 @@ end
 
 local function module_root()
   local src = debug.getinfo(1, "S").source
-  local dir = src:match("^@(.*)/lua/engram/[^/]*$")
-  return dir
+  return src:match("^@(.*)/lua/engram/[^/]*$") or (src:match("^@lua/engram/[^/]*$") and ".")
 end
 
 local function load()

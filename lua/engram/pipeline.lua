@@ -105,6 +105,9 @@ function M.load(burst, params)
   end
   local b, err = burst.store:load(burst.arena, { batch = params.batch, context = params.context, now = params.now })
   if not b then
+    if err:find("arena cannot hold", 1, true) then
+      err = err .. " (give the workers a larger arena, e.g. --arena-size 16MiB, or lower batch or context)"
+    end
     error(err, 2)
   end
   if b.n == 0 then
@@ -120,17 +123,48 @@ end
 -- per unordered pair; P.graph adds both directions) and close = { n, i, j }.
 function M.similarity(a, b, params)
   local n, total, d = b.n, b.total, b.dim
+  local m = total - n
   local emb = b.embeddings:pointer()
   local inv = a:floats(total)
   check(C.engram_sim_norms(a, emb, total, d, inv:pointer()), "similarity")
+  local lt, ct = params.link_threshold, params.cluster_threshold
+  local lo = math.min(lt, ct)
 
-  local cap = n * (n - 1) / 2 + n * (total - n)
+  -- batch x batch: the fused threshold pass, at the lower of the two thresholds; its order is
+  -- unspecified, so sort the pairs for links and clusters that do not depend on it
+  local np, pairs, order = 0, nil, {}
+  if n >= 2 then
+    local pairs_cap = n * (n - 1) / 2
+    pairs = ffi.cast("engram_sim_pair *", a:alloc(pairs_cap * ffi.sizeof("engram_sim_pair"), 64)
+      or error("similarity: " .. ffi_string(C.engram_last_error()), 2))
+    local count = ffi.new("size_t[1]")
+    check(C.engram_sim_pairs(a, emb, inv:pointer(), n, d, lo, pairs, pairs_cap, count), "similarity")
+    np = tonumber(count[0])
+    for k = 0, np - 1 do order[k + 1] = k end
+    table.sort(order, function(x, y)
+      local px, py = pairs[x], pairs[y]
+      if px.i ~= py.i then return px.i < py.i end
+      return px.j < py.j
+    end)
+  end
+
+  -- batch x context: the cross matrix; count what qualifies before sizing the outputs
+  local cp, ncross = nil, 0
+  if n > 0 and m > 0 then
+    local cross = a:floats(n * m)
+    check(C.engram_sim_cross(a, emb, inv:pointer(), n, emb + n * d, inv:pointer() + n, m, d, cross:pointer()),
+      "similarity")
+    cp = cross:pointer()
+    for k = 0, n * m - 1 do
+      if cp[k] >= lo then ncross = ncross + 1 end
+    end
+  end
+
+  local cap = np + ncross
   local li, lj, lw = a:ints(cap), a:ints(cap), a:floats(cap)
   local ci, cj = a:ints(cap), a:ints(cap)
-  local nl, nc = 0, 0
-  local lt, ct = params.link_threshold, params.cluster_threshold
   local lip, ljp, lwp, cip, cjp = li:pointer(), lj:pointer(), lw:pointer(), ci:pointer(), cj:pointer()
-
+  local nl, nc = 0, 0
   local function add(i, j, s)
     if s >= lt then
       lip[nl], ljp[nl], lwp[nl] = i, j, s
@@ -141,40 +175,15 @@ function M.similarity(a, b, params)
       nc = nc + 1
     end
   end
-
-  -- batch x batch: the fused threshold pass, at the lower of the two thresholds
-  if n >= 2 then
-    local pairs_cap = n * (n - 1) / 2
-    local pairs = ffi.cast("engram_sim_pair *", a:alloc(pairs_cap * ffi.sizeof("engram_sim_pair"), 64)
-      or error("similarity: arena: out of memory", 2))
-    local count = ffi.new("size_t[1]")
-    check(C.engram_sim_pairs(a, emb, inv:pointer(), n, d, math.min(lt, ct), pairs, pairs_cap, count), "similarity")
-    -- the pass's order is unspecified: sort so that links and clusters do not depend on it
-    local np = tonumber(count[0])
-    local order = {}
-    for k = 0, np - 1 do order[k + 1] = k end
-    table.sort(order, function(x, y)
-      local px, py = pairs[x], pairs[y]
-      if px.i ~= py.i then return px.i < py.i end
-      return px.j < py.j
-    end)
-    for k = 1, np do
-      local pr = pairs[order[k]]
-      add(pr.i, pr.j, pr.score)
-    end
+  for k = 1, np do
+    local pr = pairs[order[k]]
+    add(pr.i, pr.j, pr.score)
   end
-
-  -- batch x context: the cross matrix, then a scan
-  local m = total - n
-  if n > 0 and m > 0 then
-    local cross = a:floats(n * m)
-    check(C.engram_sim_cross(a, emb, inv:pointer(), n, emb + n * d, inv:pointer() + n, m, d, cross:pointer()),
-      "similarity")
-    local cp = cross:pointer()
+  if cp then
     for i = 0, n - 1 do
       for j = 0, m - 1 do
         local s = cp[i * m + j]
-        if s >= lt or s >= ct then
+        if s >= lo then
           add(i, n + j, s)
         end
       end
