@@ -153,7 +153,7 @@ bench: deps
 
 demo: deps
 	@$(MAKE) --no-print-directory all
-	$(BUILD)/engram-run demo
+	$(BUILD)/engram-run demo --db build/demo.db
 
 install: lib $(RUN_BIN)
 	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin \
@@ -163,6 +163,8 @@ install: lib $(RUN_BIN)
 	install -m 755 $(LIB_SO) $(DESTDIR)$(PREFIX)/lib/libengram.so.0
 	ln -sf libengram.so.0 $(DESTDIR)$(PREFIX)/lib/libengram.so
 	install -m 644 lua/engram/*.lua $(DESTDIR)$(PREFIX)/share/lua/5.1/engram/
+	install -d $(DESTDIR)$(PREFIX)/share/engram/scripts
+	install -m 644 scripts/consolidate.lua $(DESTDIR)$(PREFIX)/share/engram/scripts/
 	$(if $(RUN_BIN),install -m 755 $(RUN_BIN) $(DESTDIR)$(PREFIX)/bin/engram-run)
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e "s|@VERSION@|$$(scripts/version.sh)|g" engram.pc.in \
 	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/engram.pc

@@ -4,13 +4,17 @@
  *   engram-run SCRIPT [--workers N] [--arena-size SIZE] [--overflow MODE] [--db PATH]
  *                     [--bursts N] [--timeout MS] [--lua-heap SIZE] [--param KEY=VALUE]...
  *                     [--quiet] [--stats[=json]] [--help]
+ *   engram-run import FILE --db PATH
+ *   engram-run demo [--db PATH] [--episodes N] [--workers N] [--arena-size SIZE] [--seed N]
  *
  * Results go to stdout, one JSON line per burst in burst order; failures to stderr. Exit
  * status: 0 every burst succeeded, 1 a burst (or the script) failed, 2 usage error.
  */
 #include "engram.h"
+#include "host.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -23,6 +27,8 @@
 
 static const char usage_text[] =
   "usage: engram-run SCRIPT [options]\n"
+  "       engram-run import FILE --db PATH\n"
+  "       engram-run demo [--db PATH] [--episodes N] [--workers N] [--arena-size SIZE] [--seed N]\n"
   "\n"
   "Run the pipeline SCRIPT (a Lua file returning a function, or a table of stage functions)\n"
   "for a number of bursts on a pool of worker threads. Each burst's return values are printed\n"
@@ -44,6 +50,12 @@ static const char usage_text[] =
   "  --quiet              do not print the results\n"
   "  --stats[=json]       print runtime and arena stats after the run (text, or one JSON line)\n"
   "  --help               this text\n"
+  "\n"
+  "import FILE --db PATH  load JSON Lines episodes (id, content, embedding, created_at, ...)\n"
+  "                       into the store, creating it if needed; all or nothing\n"
+  "demo                   generate clustered 768-d episodes over six weeks into a fresh store\n"
+  "                       (default engram-demo.db, 3000 episodes), consolidate them all with\n"
+  "                       scripts/consolidate.lua and print what changed\n"
   "\n"
   "environment: ENGRAM_ARENA_SIZE, ENGRAM_ARENA_OVERFLOW, ENGRAM_ARENA_HUGEPAGES,\n"
   "  ENGRAM_ARENA_PREFAULT; ENGRAM_LUA_PATH or ENGRAM_ROOT locate the engram Lua module.\n"
@@ -215,11 +227,6 @@ static int parse_args(int argc, char **argv, struct options *o)
     } else if (a[0] == '-' && a[1] != '\0') {
       return usage_error("unknown option '%s'", a);
     } else if (!o->script) {
-      if (strcmp(a, "import") == 0 || strcmp(a, "demo") == 0) {
-        fprintf(stderr, "engram-run: '%s' is not available in this build yet (it comes with the "
-                "memory store)\n", a);
-        return EXIT_USAGE;
-      }
       o->script = a;
     } else {
       return usage_error("one SCRIPT only (got '%s' and '%s')", o->script, a);
@@ -327,8 +334,16 @@ static void progress(uint64_t done, uint64_t total, uint64_t failed, double star
   fflush(stderr);
 }
 
+static int run_import(int argc, char **argv);
+static int run_demo(int argc, char **argv);
+
 int main(int argc, char **argv)
 {
+  if (argc > 1 && strcmp(argv[1], "import") == 0)
+    return run_import(argc - 1, argv + 1);
+  if (argc > 1 && strcmp(argv[1], "demo") == 0)
+    return run_demo(argc - 1, argv + 1);
+
   struct options o;
   memset(&o, 0, sizeof o);
   int rc = parse_args(argc, argv, &o);
@@ -411,5 +426,329 @@ int main(int argc, char **argv)
   for (size_t i = 0; i < o.nparams; i++)
     free((char *)o.params[i].key);
   free(o.params);
+  return failed ? EXIT_FAILED : 0;
+}
+
+/* ==========================================================================================
+ * engram-run import / demo: one-off Lua work (parsing, generating, reporting) runs as a burst
+ * of a one-worker runtime, so it finds the engram module exactly as pipelines do.
+ * ========================================================================================== */
+
+/* Run `script_text` once with params on a fresh one-worker runtime (no store). Returns the
+ * burst's status; *json gets a malloc'd copy of its result (NULL on failure, the message is
+ * printed). Lua-side failures meant for the user are printed by the script itself, which then
+ * returns false. */
+static int run_once(engram_runtime *rt, int script, const engram_param *params, size_t n, char **json)
+{
+  engram_burst *b;
+  *json = NULL;
+  int rc = engram_runtime_submit(rt, script, params, n, &b);
+  if (rc != 0) {
+    fprintf(stderr, "engram-run: %s\n", engram_last_error());
+    return rc;
+  }
+  engram_burst_wait(b, -1);
+  rc = engram_burst_status(b);
+  if (rc != 0)
+    fprintf(stderr, "engram-run: %s\n", engram_burst_message(b));
+  else
+    *json = strdup(engram_burst_result(b));
+  engram_burst_release(b);
+  return rc;
+}
+
+static engram_runtime *tool_runtime(size_t arena_size, const char *script_text, int *script)
+{
+  engram_runtime_config c;
+  if (engram_runtime_config_default(&c) != 0) {
+    fprintf(stderr, "engram-run: %s\n", engram_last_error());
+    return NULL;
+  }
+  c.workers = 1;
+  if (arena_size)
+    c.arena_size = arena_size;
+  engram_runtime *rt = engram_runtime_create(&c);
+  if (!rt) {
+    fprintf(stderr, "engram-run: %s\n", engram_last_error());
+    return NULL;
+  }
+  *script = engram_runtime_load_string(rt, "=engram-run", script_text, strlen(script_text));
+  if (*script < 0) {
+    fprintf(stderr, "engram-run: %s\n", engram_last_error());
+    engram_runtime_destroy(rt);
+    return NULL;
+  }
+  return rt;
+}
+
+static const char import_script[] =
+  "local import = require('engram.import')\n"
+  "return function(burst)\n"
+  "  local n, err = import.file(burst.params.file, burst.params.db)\n"
+  "  if not n then io.stderr:write('engram-run: ', err, '\\n') return false end\n"
+  "  return n\n"
+  "end\n";
+
+static int run_import(int argc, char **argv)
+{
+  const char *file = NULL, *db = NULL;
+  int rc = 0;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      fputs(usage_text, stdout);
+      return 0;
+    } else if (is_flag(a, "--db")) {
+      if (!(db = flag_value(argc, argv, &i, "--db", &rc)))
+        return rc;
+    } else if (a[0] == '-' && a[1] != '\0') {
+      return usage_error("unknown option '%s' for import", a);
+    } else if (!file) {
+      file = a;
+    } else {
+      return usage_error("import takes one FILE (got '%s' and '%s')", file, a);
+    }
+  }
+  if (!file)
+    return usage_error("import needs a FILE of JSON Lines episodes");
+  if (!db)
+    return usage_error("import needs --db PATH (the store to import into)");
+  if (access(file, R_OK) != 0)
+    return usage_error("cannot read import file '%s' (%s)", file, strerror(errno));
+
+  int script;
+  engram_runtime *rt = tool_runtime(0, import_script, &script);
+  if (!rt)
+    return EXIT_FAILED;
+  engram_param params[] = { { "file", file, 0 }, { "db", db, 0 } };
+  char *json;
+  rc = run_once(rt, script, params, 2, &json);
+  engram_runtime_destroy(rt);
+  if (rc != 0 || !json || strcmp(json, "false") == 0) {
+    free(json);
+    return EXIT_FAILED;
+  }
+  printf("imported %s episodes from %s into %s\n", json, file, db);
+  free(json);
+  return 0;
+}
+
+/* The demo's Lua side: generate (keeping the "before" snapshot in the script's upvalue: the
+ * runtime has one worker, whose state keeps the script) and report. */
+static const char demo_script[] =
+  "local demo = require('engram.demo')\n"
+  "local store = require('engram.store')\n"
+  "local before\n"
+  "return function(burst)\n"
+  "  local p = burst.params\n"
+  "  if p.step == 'generate' then\n"
+  "    local info = demo.generate{ path = p.db, episodes = p.episodes, seed = p.seed }\n"
+  "    local s = assert(store.open{ path = p.db })\n"
+  "    before = demo.snapshot(s)\n"
+  "    s:close()\n"
+  "    return info\n"
+  "  end\n"
+  "  local s = assert(store.open{ path = p.db })\n"
+  "  local after = demo.snapshot(s)\n"
+  "  s:close()\n"
+  "  io.stdout:write(demo.report(before, after, p.extra), '\\n')\n"
+  "  io.stdout:flush()\n"
+  "  return true\n"
+  "end\n";
+
+/* The number after "name": in a flat JSON object (the pipeline's result), or NAN. */
+static double json_number(const char *json, const char *name)
+{
+  char key[64];
+  snprintf(key, sizeof key, "\"%s\":", name);
+  const char *p = json ? strstr(json, key) : NULL;
+  return p ? strtod(p + strlen(key), NULL) : NAN;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static double median(double *v, size_t n)
+{
+  if (!n)
+    return 0;
+  qsort(v, n, sizeof *v, cmp_double);
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* Where scripts/consolidate.lua is: beside the Lua module tree the runtime uses. */
+static int find_pipeline(char *out, size_t cap)
+{
+  char dir[PATH_MAX];
+  engram_host_default_module_dir(dir, sizeof dir);
+  const char *base = dir[0] ? dir : ".";
+  /* an installed tree keeps the module in share/lua/5.1 and the scripts in share/engram */
+  snprintf(out, cap, "%s/../../engram/scripts/consolidate.lua", base);
+  if (access(out, R_OK) == 0)
+    return 0;
+  snprintf(out, cap, "%s/../scripts/consolidate.lua", base);   /* the source tree */
+  return access(out, R_OK) == 0 ? 0 : -1;
+}
+
+static const char *const stage_names[] = { "load", "similarity", "patterns", "spread", "decay", "store" };
+#define NSTAGES (sizeof stage_names / sizeof stage_names[0])
+
+static int run_demo(int argc, char **argv)
+{
+  const char *db = "engram-demo.db";
+  uint64_t episodes = 3000, seed = 7, workers = 0;
+  size_t arena_size = (size_t)16 << 20;
+  int rc = 0;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i], *v;
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      fputs(usage_text, stdout);
+      return 0;
+    } else if (is_flag(a, "--db")) {
+      if (!(db = flag_value(argc, argv, &i, "--db", &rc)))
+        return rc;
+    } else if (is_flag(a, "--episodes")) {
+      if (!(v = flag_value(argc, argv, &i, "--episodes", &rc)) ||
+          (rc = parse_uint("--episodes", v, 100, 1000000, &episodes)))
+        return rc ? rc : EXIT_USAGE;
+    } else if (is_flag(a, "--seed")) {
+      if (!(v = flag_value(argc, argv, &i, "--seed", &rc)) || (rc = parse_uint("--seed", v, 1, UINT32_MAX, &seed)))
+        return rc ? rc : EXIT_USAGE;
+    } else if (is_flag(a, "--workers")) {
+      if (!(v = flag_value(argc, argv, &i, "--workers", &rc)) ||
+          (rc = parse_uint("--workers", v, 1, ENGRAM_RUNTIME_MAX_WORKERS, &workers)))
+        return rc ? rc : EXIT_USAGE;
+    } else if (is_flag(a, "--arena-size")) {
+      if (!(v = flag_value(argc, argv, &i, "--arena-size", &rc)) ||
+          (rc = parse_size_flag("--arena-size", v, ENGRAM_ARENA_MIN_SIZE, ENGRAM_ARENA_MAX_SIZE, &arena_size)))
+        return rc ? rc : EXIT_USAGE;
+    } else {
+      return usage_error("unknown argument '%s' for demo", a);
+    }
+  }
+  char pipeline[PATH_MAX + 64];
+  if (find_pipeline(pipeline, sizeof pipeline) != 0) {
+    fprintf(stderr, "engram-run: cannot find the default pipeline (looked for %s; set ENGRAM_ROOT)\n", pipeline);
+    return EXIT_FAILED;
+  }
+
+  /* 1. generate */
+  int tool;
+  engram_runtime *trt = tool_runtime(0, demo_script, &tool);
+  if (!trt)
+    return EXIT_FAILED;
+  char *json;
+  engram_param gen[] = { { "step", "generate", 0 }, { "db", db, 0 }, { "episodes", NULL, (double)episodes },
+                         { "seed", NULL, (double)seed } };
+  if (run_once(trt, tool, gen, 4, &json) != 0) {
+    engram_runtime_destroy(trt);
+    return EXIT_FAILED;
+  }
+  printf("generated %.0f episodes (%.0f topics, %.0f-d embeddings, ages over six weeks) into %s\n",
+         json_number(json, "episodes"), json_number(json, "topics"), json_number(json, "dim"), db);
+  fflush(stdout);
+  free(json);
+
+  /* 2. consolidate everything, a window of bursts in flight, until a burst finds nothing */
+  engram_runtime_config c;
+  engram_runtime_config_default(&c);
+  if (workers)
+    c.workers = (uint32_t)workers;
+  c.arena_size = arena_size;
+  c.store_path = db;
+  engram_runtime *rt = engram_runtime_create(&c);
+  int script = rt ? engram_runtime_load_file(rt, pipeline) : -1;
+  if (!rt || script < 0) {
+    fprintf(stderr, "engram-run: %s\n", engram_last_error());
+    engram_runtime_destroy(rt);
+    engram_runtime_destroy(trt);
+    return EXIT_FAILED;
+  }
+  size_t window = 2 * (size_t)c.workers;
+  engram_burst **ring = calloc(window, sizeof *ring);
+  size_t cap_t = 1024, nt = 0;
+  double *timing[NSTAGES], *total = malloc(cap_t * sizeof *total);
+  for (size_t k = 0; k < NSTAGES; k++)
+    timing[k] = malloc(cap_t * sizeof(double));
+  int tty = isatty(1) && isatty(2), empty = 0, failed = 0;
+  uint64_t submitted = 0, done = 0, consolidated = 0;
+  double started = now_s(), last = 0;
+  while (!failed && (!empty || done < submitted)) {
+    while (!empty && !failed && submitted - done < window) {
+      if (engram_runtime_submit(rt, script, NULL, 0, &ring[submitted % window]) != 0)
+        break;
+      submitted++;
+    }
+    if (done == submitted)
+      break;
+    engram_burst *b = ring[done % window];
+    engram_burst_wait(b, -1);
+    if (engram_burst_status(b) != 0) {
+      fprintf(stderr, "%sengram-run: burst %llu failed: %s\n", tty ? "\r\033[K" : "",
+              (unsigned long long)engram_burst_id(b), engram_burst_message(b));
+      failed = 1;
+    } else {
+      const char *r = engram_burst_result(b);
+      double n = json_number(r, "episodes");
+      if (!(n > 0)) {
+        empty = 1;
+      } else {
+        consolidated += (uint64_t)n;
+        if (nt == cap_t) {
+          cap_t *= 2;
+          total = realloc(total, cap_t * sizeof *total);
+          for (size_t k = 0; k < NSTAGES; k++)
+            timing[k] = realloc(timing[k], cap_t * sizeof(double));
+        }
+        total[nt] = 0;
+        for (size_t k = 0; k < NSTAGES; k++) {
+          timing[k][nt] = json_number(strstr(r, "\"timings\":"), stage_names[k]) * 1e3;
+          total[nt] += timing[k][nt];
+        }
+        nt++;
+      }
+    }
+    engram_burst_release(b);
+    done++;
+    double t = now_s();
+    if (tty && (t - last > 0.1 || empty)) {
+      fprintf(stderr, "\r\033[Kconsolidating: %llu/%llu episodes, %llu bursts, %.0f bursts/s",
+              (unsigned long long)consolidated, (unsigned long long)episodes, (unsigned long long)nt,
+              (double)nt / (t - started));
+      last = t;
+    }
+  }
+  while (done < submitted) {   /* after a failure: let the in-flight bursts finish */
+    engram_burst_wait(ring[done % window], -1);
+    engram_burst_release(ring[done % window]);
+    done++;
+  }
+  double seconds = now_s() - started;
+  if (tty)
+    fputs("\n", stderr);
+
+  /* 3. the report */
+  char extra[1024];
+  int len = snprintf(extra, sizeof extra, "  %llu bursts on %u workers in %.2f s (%.0f bursts/s); per burst (ms, median):",
+                     (unsigned long long)nt, c.workers, seconds, seconds > 0 ? (double)nt / seconds : 0.0);
+  for (size_t k = 0; k < NSTAGES && len > 0 && (size_t)len < sizeof extra; k++)
+    len += snprintf(extra + len, sizeof extra - (size_t)len, " %s %.2f,", stage_names[k], median(timing[k], nt));
+  if (len > 0 && (size_t)len < sizeof extra)
+    snprintf(extra + len, sizeof extra - (size_t)len, " total %.2f", median(total, nt));
+  engram_runtime_destroy(rt);
+  for (size_t k = 0; k < NSTAGES; k++)
+    free(timing[k]);
+  free(total);
+  free(ring);
+  if (!failed) {
+    engram_param rep[] = { { "step", "report", 0 }, { "db", db, 0 }, { "extra", extra, 0 } };
+    if (run_once(trt, tool, rep, 3, &json) != 0)
+      failed = 1;
+    free(json);
+  }
+  engram_runtime_destroy(trt);
   return failed ? EXIT_FAILED : 0;
 }

@@ -146,6 +146,70 @@ TEST(stats_json_is_one_line_with_runtime_and_process_parts)
   CHECK_CONTAINS(out, "arenas: ");
 }
 
+TEST(import_lands_a_file_whole_or_exits_1_naming_line_and_column)
+{
+  NEED_BIN();
+  char db[64];
+  snprintf(db, sizeof db, "/tmp/engram-cli-import-%d.db", (int)getpid());
+  char args[512];
+  snprintf(args, sizeof args, "import spec/fixtures/episodes_syntax.jsonl --db %s", db);
+  CHECK_EQ(run(args), 1);
+  CHECK_STR(err, "engram-run: spec/fixtures/episodes_syntax.jsonl:3:23: unexpected '\"' "
+                 "(expected ',' or '}' after a value)\n");
+  CHECK(access(db, F_OK) != 0);   /* nothing was created */
+  snprintf(args, sizeof args, "import spec/fixtures/episodes_good.jsonl --db %s", db);
+  CHECK_EQ(run(args), 0);
+  char want[256];
+  snprintf(want, sizeof want, "imported 3 episodes from spec/fixtures/episodes_good.jsonl into %s\n", db);
+  CHECK_STR(out, want);
+  CHECK_EQ(run(args), 1);         /* the same ids again: refused whole */
+  CHECK_CONTAINS(err, "spec/fixtures/episodes_good.jsonl:1: store: episode id 1 is already in");
+  CHECK_EQ(run("import spec/fixtures/episodes_good.jsonl"), 2);
+  CHECK_STR(err, "engram-run: import needs --db PATH (the store to import into)\n"
+                 "(engram-run --help lists the options)\n");
+  snprintf(args, sizeof args, "import /nonexistent.jsonl --db %s", db);
+  CHECK_EQ(run(args), 2);
+  CHECK_CONTAINS(err, "engram-run: cannot read import file '/nonexistent.jsonl' (No such file or directory)");
+  snprintf(args, sizeof args, "rm -f %s %s-wal %s-shm", db, db, db);
+  CHECK_EQ(system(args), 0);
+}
+
+TEST(demo_generates_consolidates_and_reports)
+{
+  NEED_BIN();
+  char db[64], args[256];
+  snprintf(db, sizeof db, "/tmp/engram-cli-demo-%d.db", (int)getpid());
+  snprintf(args, sizeof args, "demo --db %s --episodes 400 --workers 2", db);
+  CHECK_EQ(run(args), 0);
+  CHECK_CONTAINS(out, "generated 400 episodes (40 topics, 768-d embeddings, ages over six weeks) into");
+  CHECK_CONTAINS(out, "consolidated 400 episodes;");
+  CHECK_CONTAINS(out, "  unconsolidated                  400            0\n");
+  CHECK_CONTAINS(out, "bursts on 2 workers");
+  CHECK_STR(err, "");
+  CHECK_EQ(run("demo --episodes 5"), 2);
+  CHECK_CONTAINS(err, "bad --episodes '5' (expected a whole number from 100 to 1000000)");
+  snprintf(args, sizeof args, "rm -f %s %s-wal %s-shm", db, db, db);
+  CHECK_EQ(system(args), 0);
+}
+
+TEST(a_pipeline_on_a_store_too_big_for_the_arena_says_which_flag_to_raise)
+{
+  NEED_BIN();
+  char db[64], args[256];
+  snprintf(db, sizeof db, "/tmp/engram-cli-small-%d.db", (int)getpid());
+  snprintf(args, sizeof args, "import spec/fixtures/episodes_good.jsonl --db %s", db);
+  CHECK_EQ(run(args), 0);
+  snprintf(args, sizeof args, "scripts/consolidate.lua --db %s --arena-size 64KiB --param context=20000", db);
+  CHECK_EQ(run(args), 1);
+  CHECK_CONTAINS(err, "store: the arena cannot hold the batch of 100 + 20000 rows of 4 floats");
+  CHECK_CONTAINS(err, "(give the workers a larger arena, e.g. --arena-size 16MiB, or lower batch or context)");
+  snprintf(args, sizeof args, "scripts/consolidate.lua --db %s", db);
+  CHECK_EQ(run(args), 0);
+  CHECK_CONTAINS(out, "\"episodes\":3,");
+  snprintf(args, sizeof args, "rm -f %s %s-wal %s-shm", db, db, db);
+  CHECK_EQ(system(args), 0);
+}
+
 int main(void)
 {
   /* engram-run sits in build/MODE/, this program in build/MODE/spec/; scripts are found from
@@ -166,5 +230,8 @@ int main(void)
   RUN(deadline_exits_1_and_names_the_deadline);
   RUN(usage_errors_exit_2_naming_the_flag_and_forms);
   RUN(stats_json_is_one_line_with_runtime_and_process_parts);
+  RUN(import_lands_a_file_whole_or_exits_1_naming_line_and_column);
+  RUN(demo_generates_consolidates_and_reports);
+  RUN(a_pipeline_on_a_store_too_big_for_the_arena_says_which_flag_to_raise);
   return test_done();
 }
