@@ -1013,6 +1013,10 @@ typedef struct engram_store_config {
   int create;                /* non-zero: create the file and schema when missing */
   int busy_timeout_ms;       /* waiting for another writer; 0 = 5000 */
   double lease_seconds;      /* how long a burst's claims hold; 0 = 300 */
+  int manual_checkpoint;     /* non-zero: commits never checkpoint the WAL themselves; another
+                              * connection calls engram_store_checkpoint (the runtime runs one
+                              * off the burst path). 0: SQLite checkpoints when a commit grows
+                              * the WAL past 1000 pages, inside that commit. */
 } engram_store_config;
 
 /* Open (or create) a store. NULL with ENGRAM_ESTORE and a message naming the file for: a file
@@ -1056,8 +1060,8 @@ typedef struct engram_store_counts {
 ENGRAM_API int engram_store_count(engram_store *s, engram_store_counts *out);
 
 /* What a burst loads: its episodes (the first n rows, newest first) and their context (the
- * remaining rows: graph neighbours of the episodes, then the most recently consolidated
- * memories), with every array in the burst's arena. Embedding rows are `dim` floats apart; the
+ * remaining rows: out-neighbours of the episodes in the graph, then the most recently
+ * consolidated memories), with every array in the burst's arena. Embedding rows are `dim` floats apart; the
  * block starts 64-byte aligned (rows too when dim is a multiple of 16). Edges are those of the
  * store with both ends loaded, as row indices. */
 typedef struct engram_batch {
@@ -1129,6 +1133,11 @@ ENGRAM_API int engram_store_release(engram_store *s, uint64_t claim);
 /* Give back every claim loaded through this connection and not committed or released since:
  * what a host calls after a burst failed, whatever the script did. */
 ENGRAM_API int engram_store_release_pending(engram_store *s);
+
+/* Copy what the WAL holds back into the database file without blocking writers (a passive
+ * checkpoint); *wal_pages (may be NULL) gets the frames still in the WAL. Readers of older
+ * snapshots can keep frames from being copied: they are copied by a later call. */
+ENGRAM_API int engram_store_checkpoint(engram_store *s, int *wal_pages);
 
 #define ENGRAM_STORE_SUMMARY_VERSION 1
 

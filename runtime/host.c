@@ -1011,6 +1011,7 @@ int engram_host_init(struct engram_host *h, const struct host_config *config)
     engram_store_config sc;
     memset(&sc, 0, sizeof sc);
     sc.path = config->store_path;
+    sc.manual_checkpoint = 1;   /* the runtime's checkpointer thread does it, off the burst path */
     h->store = engram_store_open(&sc);
     if (!h->store) {
       engram_arena_destroy(h->arena);

@@ -38,7 +38,6 @@ static const char schema_sql[] =
   "CREATE TABLE IF NOT EXISTS edges("
   "  src INTEGER NOT NULL, dst INTEGER NOT NULL, weight REAL NOT NULL,"
   "  PRIMARY KEY(src, dst)) WITHOUT ROWID;"
-  "CREATE INDEX IF NOT EXISTS edges_by_dst ON edges(dst);"
   "CREATE TABLE IF NOT EXISTS patterns("
   "  id INTEGER PRIMARY KEY,"
   "  centroid BLOB NOT NULL,"
@@ -66,9 +65,10 @@ static const char *const query_sql[NQUERIES] = {
     "SELECT m.id, v.vector, m.created_at, m.last_access, m.access_count, m.strength, m.activation "
     "FROM claims c JOIN memories m ON m.id = c.memory_id JOIN embeddings v ON v.id = m.id "
     "WHERE c.token = ?1 ORDER BY m.created_at DESC, m.id DESC",
+  /* out-neighbours only: activation spreads along out-edges, and an index on dst would double
+   * the pages every commit dirties */
   [Q_NEIGHBOURS] =
-    "SELECT e.dst FROM claims c JOIN edges e ON e.src = c.memory_id WHERE c.token = ?1 "
-    "UNION SELECT e.src FROM claims c JOIN edges e ON e.dst = c.memory_id WHERE c.token = ?1",
+    "SELECT DISTINCT e.dst FROM claims c JOIN edges e ON e.src = c.memory_id WHERE c.token = ?1",
   [Q_CONTEXT] =
     "SELECT id FROM memories WHERE consolidated = 1 ORDER BY created_at DESC, id DESC LIMIT ?1",
   [Q_ROW] =
@@ -292,8 +292,13 @@ engram_store *engram_store_open(const engram_store_config *cfg)
 
   if (check_schema(s, cfg->dim, cfg->create) != 0 ||
       exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF;"
-              "PRAGMA cache_size = -32768; PRAGMA mmap_size = 268435456; PRAGMA temp_store = MEMORY;",
+              "PRAGMA cache_size = -32768; PRAGMA mmap_size = 268435456; PRAGMA temp_store = MEMORY;"
+              "PRAGMA journal_size_limit = 67108864;",
            "setting WAL mode") != 0)
+    goto fail;
+  /* A checkpoint inside a burst's commit costs the burst its fsync: with manual checkpoints
+   * they happen on another connection, off the burst path. */
+  if (cfg->manual_checkpoint && exec(s, "PRAGMA wal_autocheckpoint = 0", "setting manual checkpoints") != 0)
     goto fail;
   for (int i = 0; i < NQUERIES; i++) {
     if (sqlite3_prepare_v3(s->db, query_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->q[i], NULL) != SQLITE_OK) {
@@ -575,7 +580,7 @@ int engram_store_load(engram_store *s, engram_arena *a, uint32_t batch, uint32_t
     pending_add(s, out->claim);
   uint32_t total = n;
 
-  /* Context: graph neighbours first, then the most recently consolidated memories. A context
+  /* Context: out-neighbours in the graph first, then the most recently consolidated memories. A context
    * row that no longer exists keeps an occupied map slot that maps to no row (INT32_MAX). */
   if (n > 0 && context > 0) {
     int64_t *cand = engram_arena_alloc_array(a, context, sizeof(int64_t), 8);
@@ -912,6 +917,17 @@ int engram_store_release_pending(engram_store *s)
     }
   }
   return rc;
+}
+
+int engram_store_checkpoint(engram_store *s, int *wal_pages)
+{
+  int log = 0, done = 0;
+  int r = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+  if (r != SQLITE_OK && r != SQLITE_BUSY)
+    return db_fail(s, "checkpointing the WAL");
+  if (wal_pages)
+    *wal_pages = log - done;
+  return 0;
 }
 
 /* ---- summary ------------------------------------------------------------------------------ */

@@ -82,6 +82,11 @@ struct engram_runtime {
   pthread_t watchdog;
   int watchdog_running, watchdog_stop;
 
+  /* with a store: the thread that checkpoints its WAL, so no burst's commit has to */
+  pthread_t checkpointer;
+  int checkpointer_running, checkpointer_stop;
+  engram_store *checkpoint_store;
+
   pthread_mutex_t scripts_lock;
   struct engram_script **scripts;
   uint32_t nscripts, scripts_cap;
@@ -373,6 +378,47 @@ static void *worker_main(void *arg)
   return NULL;
 }
 
+/* ---- the checkpointer -------------------------------------------------------------------- */
+
+/* Every 20 ms, a passive checkpoint of the store's WAL on a connection of its own. Worker
+ * connections never checkpoint (manual_checkpoint), so the fsync of a checkpoint never lands
+ * inside a burst. Shares watch_lock / watch_cv with the watchdog for its sleep and its stop. */
+static void *checkpointer_main(void *arg)
+{
+  engram_runtime *rt = arg;
+  pthread_mutex_lock(&rt->watch_lock);
+  while (!rt->checkpointer_stop) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t t = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec + 20000000u;
+    ts.tv_sec = (time_t)(t / 1000000000u);
+    ts.tv_nsec = (long)(t % 1000000000u);
+    pthread_cond_timedwait(&rt->watch_cv, &rt->watch_lock, &ts);
+    if (rt->checkpointer_stop)
+      break;
+    pthread_mutex_unlock(&rt->watch_lock);
+    engram_store_checkpoint(rt->checkpoint_store, NULL);   /* a failure is retried next tick */
+    pthread_mutex_lock(&rt->watch_lock);
+  }
+  pthread_mutex_unlock(&rt->watch_lock);
+  engram_store_checkpoint(rt->checkpoint_store, NULL);
+  return NULL;
+}
+
+static void stop_checkpointer(engram_runtime *rt)
+{
+  if (rt->checkpointer_running) {
+    pthread_mutex_lock(&rt->watch_lock);
+    rt->checkpointer_stop = 1;
+    pthread_cond_broadcast(&rt->watch_cv);
+    pthread_mutex_unlock(&rt->watch_lock);
+    pthread_join(rt->checkpointer, NULL);
+    rt->checkpointer_running = 0;
+  }
+  engram_store_close(rt->checkpoint_store);
+  rt->checkpoint_store = NULL;
+}
+
 /* ---- the watchdog ----------------------------------------------------------------------- */
 
 static void *watchdog_main(void *arg)
@@ -489,7 +535,7 @@ static void stop_watchdog(engram_runtime *rt)
     return;
   pthread_mutex_lock(&rt->watch_lock);
   rt->watchdog_stop = 1;
-  pthread_cond_signal(&rt->watch_cv);
+  pthread_cond_broadcast(&rt->watch_cv);   /* the checkpointer may sleep on it too */
   pthread_mutex_unlock(&rt->watch_lock);
   pthread_join(rt->watchdog, NULL);
   rt->watchdog_running = 0;
@@ -601,6 +647,26 @@ engram_runtime *engram_runtime_create(const engram_runtime_config *config)
     pthread_mutex_unlock(&rt->lock);
   }
 
+  if (!failed && rt->store_path) {
+    engram_store_config sc;
+    memset(&sc, 0, sizeof sc);
+    sc.path = rt->store_path;
+    sc.manual_checkpoint = 1;
+    int e = (rt->checkpoint_store = engram_store_open(&sc)) ? 0 : -1;
+    if (e == 0 && (e = pthread_create(&rt->checkpointer, NULL, checkpointer_main, rt)) != 0)
+      snprintf(message, sizeof message, "runtime: cannot start the checkpoint thread (%s)", strerror(e));
+    else if (e != 0)
+      snprintf(message, sizeof message, "%s", engram_last_error());
+    if (e != 0) {
+      failed = ENGRAM_ESTORE;
+      pthread_mutex_lock(&rt->lock);
+      rt->stopping = 1;
+      pthread_cond_broadcast(&rt->work);
+      pthread_mutex_unlock(&rt->lock);
+    } else {
+      rt->checkpointer_running = 1;
+    }
+  }
   if (!failed && config->timeout_ms) {
     int e = pthread_create(&rt->watchdog, NULL, watchdog_main, rt);
     if (e != 0) {
@@ -616,6 +682,7 @@ engram_runtime *engram_runtime_create(const engram_runtime_config *config)
   }
   if (failed) {
     join_workers(rt);
+    stop_checkpointer(rt);
     runtime_free(rt);
     engram_fail(failed, "%s", message);
     return NULL;
@@ -875,6 +942,7 @@ void engram_runtime_shutdown(engram_runtime *rt, engram_shutdown how)
   if (!rt->joined)
     join_workers(rt);
   stop_watchdog(rt);
+  stop_checkpointer(rt);
 }
 
 void engram_runtime_destroy(engram_runtime *rt)

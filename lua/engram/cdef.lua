@@ -303,6 +303,7 @@ ffi.cdef[[
 typedef struct engram_store engram_store;
 typedef struct engram_store_config {
   const char *path; uint32_t dim; int create; int busy_timeout_ms; double lease_seconds;
+  int manual_checkpoint;
 } engram_store_config;
 engram_store *engram_store_open(const engram_store_config *config);
 void engram_store_close(engram_store *s);
@@ -339,6 +340,7 @@ typedef struct engram_store_changes {
 int engram_store_commit(engram_store *s, const engram_store_changes *c);
 int engram_store_release(engram_store *s, uint64_t claim);
 int engram_store_release_pending(engram_store *s);
+int engram_store_checkpoint(engram_store *s, int *wal_pages);
 typedef struct engram_store_summary {
   uint32_t struct_size; uint32_t struct_version; int64_t memories;
   double strength_mean; double strength_min; double strength_p10; double strength_p50; double strength_p90;

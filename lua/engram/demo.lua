@@ -81,6 +81,13 @@ function M.generate(opts)
     done = done + #batch
     batch = {}
   end
+  -- ids follow time, as an agent assigns them: the oldest episode is 1. (It also keeps what a
+  -- burst writes local in the store's B-trees: recent memories have neighbouring ids.)
+  local ages = {}
+  for i = 1, n do
+    ages[i] = weeks * 7 * 86400 * uniform() ^ 2   -- squared uniform leans towards recent
+  end
+  table.sort(ages, function(x, y) return x > y end)
   for i = 1, n do
     local t = floor(uniform() * ntopics)
     local sigma = spread[t] / sqrt(dim)
@@ -93,8 +100,7 @@ function M.generate(opts)
     end
     norm = 1 / sqrt(norm)
     for k = 0, dim - 1 do emb[k] = emb[k] * norm end
-    -- ages: squared uniform leans towards recent episodes
-    local age = weeks * 7 * 86400 * uniform() ^ 2
+    local age = ages[i]
     local created = now - age
     local access = floor(-log(uniform()) * 1.5)
     batch[#batch + 1] = {

@@ -344,7 +344,7 @@ TEST(load_brings_neighbours_recent_context_and_edges_as_row_indices)
   engram_store *s = open_store("graph.db", DIM, 1);
   import(s, 1, 20);
   engram_arena *a = arena(1 << 20);
-  /* consolidate 1..15 with edges 16 -> 3, 4 -> 17 among them */
+  /* consolidate 1..15 with edges 16 -> 3, 17 -> 4, 5 -> 6 among them */
   engram_batch b;
   CHECK_EQ(engram_store_load(s, a, 20, 0, 0, &b), 0);
   engram_store_changes c;
@@ -355,7 +355,7 @@ TEST(load_brings_neighbours_recent_context_and_edges_as_row_indices)
     old[i] = i + 1;
   c.n_consolidated = 15;
   c.consolidated_ids = old;
-  int64_t src[] = { 16, 4, 5 }, dst[] = { 3, 17, 6 };
+  int64_t src[] = { 16, 17, 5 }, dst[] = { 3, 4, 6 };
   float w[] = { 0.4f, 0.5f, 0.6f };
   c.n_edges = 3;
   c.edge_src = src;
@@ -367,7 +367,7 @@ TEST(load_brings_neighbours_recent_context_and_edges_as_row_indices)
 
   CHECK_EQ(engram_store_load(s, a, 5, 4, 0, &b), 0);
   CHECK_EQ(b.n, 5);                              /* 20, 19, 18, 17, 16 */
-  CHECK_EQ(b.total, 9);                          /* neighbours 3, 4, then recent 15, 14 */
+  CHECK_EQ(b.total, 9);                          /* out-neighbours 3, 4, then recent 15, 14 */
   int64_t want[] = { 20, 19, 18, 17, 16 };
   for (int i = 0; i < 5; i++)
     CHECK_EQ(b.ids[i], want[i]);
@@ -381,7 +381,7 @@ TEST(load_brings_neighbours_recent_context_and_edges_as_row_indices)
   CHECK_EQ(b.n_edges, 2);                        /* 5 -> 6 has no loaded end */
   for (uint32_t e = 0; e < b.n_edges; e++) {
     int64_t s_id = b.ids[b.edge_src[e]], d_id = b.ids[b.edge_dst[e]];
-    CHECK((s_id == 16 && d_id == 3 && b.edge_weight[e] == 0.4f) || (s_id == 4 && d_id == 17 && b.edge_weight[e] == 0.5f));
+    CHECK((s_id == 16 && d_id == 3 && b.edge_weight[e] == 0.4f) || (s_id == 17 && d_id == 4 && b.edge_weight[e] == 0.5f));
   }
   engram_arena_destroy(a);
   engram_store_close(s);
