@@ -13,19 +13,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#  include <sanitizer/asan_interface.h>
-#  define POISON(p, n)   ASAN_POISON_MEMORY_REGION((void *)(p), (n))
-#  define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((void *)(p), (n))
-#elif defined(ENGRAM_VALGRIND) && __has_include(<valgrind/memcheck.h>)
-#  include <valgrind/memcheck.h>
-#  define POISON(p, n)   VALGRIND_MAKE_MEM_NOACCESS((void *)(p), (n))
-#  define UNPOISON(p, n) VALGRIND_MAKE_MEM_UNDEFINED((void *)(p), (n))
-#else
-#  define POISON(p, n)   ((void)(p), (void)(n))
-#  define UNPOISON(p, n) ((void)(p), (void)(n))
-#endif
-
 #define HUGE_2M ((size_t)2 << 20)
 
 /* The public struct and its slow half are one allocation, each on its own cache line so the

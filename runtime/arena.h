@@ -69,6 +69,21 @@ ENGRAM_HIDDEN int engram_failv(int code, const char *fmt, va_list ap);
 /* config.c: a byte count written the way people read it ("64KiB", "1.5MiB" is never produced). */
 ENGRAM_HIDDEN void engram_format_size(char *buf, size_t cap, size_t bytes);
 
+/* Poisoning of free memory (arena space past the bump pointer or given back, released pool
+ * objects): reported on use under ASan, or Valgrind in ENGRAM_VALGRIND builds; no-ops else. */
+#if defined(__SANITIZE_ADDRESS__)
+#  include <sanitizer/asan_interface.h>
+#  define POISON(p, n)   ASAN_POISON_MEMORY_REGION((void *)(p), (n))
+#  define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((void *)(p), (n))
+#elif defined(ENGRAM_VALGRIND) && __has_include(<valgrind/memcheck.h>)
+#  include <valgrind/memcheck.h>
+#  define POISON(p, n)   VALGRIND_MAKE_MEM_NOACCESS((void *)(p), (n))
+#  define UNPOISON(p, n) VALGRIND_MAKE_MEM_UNDEFINED((void *)(p), (n))
+#else
+#  define POISON(p, n)   ((void)(p), (void)(n))
+#  define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 /* Ownership checks are on in debug builds only. */
 #if defined(ENGRAM_DEBUG) && ENGRAM_DEBUG
 #  define ENGRAM_ASSERT_OWNER(s, what) engram_assert_owner((s), (what))

@@ -23,19 +23,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#  include <sanitizer/asan_interface.h>
-#  define POISON(p, n)   ASAN_POISON_MEMORY_REGION((void *)(p), (n))
-#  define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((void *)(p), (n))
-#elif defined(ENGRAM_VALGRIND) && __has_include(<valgrind/memcheck.h>)
-#  include <valgrind/memcheck.h>
-#  define POISON(p, n)   VALGRIND_MAKE_MEM_NOACCESS((void *)(p), (n))
-#  define UNPOISON(p, n) VALGRIND_MAKE_MEM_UNDEFINED((void *)(p), (n))
-#else
-#  define POISON(p, n)   ((void)(p), (void)(n))
-#  define UNPOISON(p, n) ((void)(p), (void)(n))
-#endif
-
 /* Checked pools: every call goes out of line and is verified. On in debug builds, and in
  * poisoning builds, where released objects are poisoned and only this file may touch them. */
 #if (defined(ENGRAM_DEBUG) && ENGRAM_DEBUG) || defined(ENGRAM_POISON)

@@ -12,24 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ISA_TESTS(name)                                                                  \
-  static void name(void);                                                                \
-  TEST(name##_scalar) { engram_kernel_set_isa(ENGRAM_ISA_SCALAR); name(); }              \
-  TEST(name##_avx2)                                                                      \
-  {                                                                                      \
-    if (!engram_kernel_isa_supported(ENGRAM_ISA_AVX2))                                   \
-      SKIP("this CPU lacks AVX2+FMA");                                                   \
-    engram_kernel_set_isa(ENGRAM_ISA_AVX2);                                              \
-    name();                                                                              \
-  }                                                                                      \
-  TEST(name##_avx512)                                                                    \
-  {                                                                                      \
-    if (!engram_kernel_isa_supported(ENGRAM_ISA_AVX512))                                 \
-      SKIP("this CPU lacks AVX-512 (the variant is compiled but cannot run here)");      \
-    engram_kernel_set_isa(ENGRAM_ISA_AVX512);                                            \
-    name();                                                                              \
-  }
-#define RUN_ISA(name) do { RUN(name##_scalar); RUN(name##_avx2); RUN(name##_avx512); } while (0)
+#include "test_isa.h"
 
 static uint64_t rng;
 static engram_arena *arena;
