@@ -49,10 +49,17 @@ static const char schema_sql[] =
   "CREATE INDEX IF NOT EXISTS claims_by_token ON claims(token);";
 
 enum {
-  Q_CLAIM_EXPIRE, Q_CLAIM, Q_CLAIMED_ROWS, Q_NEIGHBOURS, Q_CONTEXT, Q_ROW, Q_EDGES_FROM,
-  Q_INSERT, Q_UPDATE, Q_CONSOLIDATE, Q_CHECK_CLAIM, Q_EDGE_UPSERT, Q_PATTERN, Q_RELEASE,
-  Q_COUNT, Q_PATTERNS_ALL, Q_PATTERN_UPDATE, Q_INSERT_VECTOR, NQUERIES
+  Q_CLAIM_EXPIRE, Q_CLAIM, Q_CLAIMED_ROWS, Q_NEIGHBOURS, Q_CONTEXT,
+  Q_INSERT, Q_UPDATE, Q_CHECK_CLAIM, Q_EDGE_UPSERT, Q_PATTERN, Q_RELEASE,
+  Q_COUNT, Q_PATTERNS_ALL, Q_PATTERN_UPDATE, Q_INSERT_VECTOR,
+  Q_PATTERN_ONE, Q_EDGE_UPSERT_N, Q_UPDATE_N, Q_ROWS_N, Q_EDGES_FROM_N, Q_CLAIMED_N, Q_CONSOLIDATE_N,
+  NQUERIES
 };
+
+/* Statements that take CHUNK rows at once (bound as one VALUES list or IN list): a burst writes
+ * and reads hundreds of rows, and per-statement overhead (step, reset, VDBE setup) was a third
+ * of the cost of doing them one by one. Built at open. */
+#define CHUNK 64
 
 static const char *const query_sql[NQUERIES] = {
   [Q_CLAIM_EXPIRE] = "DELETE FROM claims WHERE expires < ?1",
@@ -71,28 +78,38 @@ static const char *const query_sql[NQUERIES] = {
     "SELECT DISTINCT e.dst FROM claims c JOIN edges e ON e.src = c.memory_id WHERE c.token = ?1",
   [Q_CONTEXT] =
     "SELECT id FROM memories WHERE consolidated = 1 ORDER BY created_at DESC, id DESC LIMIT ?1",
-  [Q_ROW] =
-    "SELECT m.id, v.vector, m.created_at, m.last_access, m.access_count, m.strength, m.activation "
-    "FROM memories m JOIN embeddings v ON v.id = m.id WHERE m.id = ?1",
-  [Q_EDGES_FROM] = "SELECT dst, weight FROM edges WHERE src = ?1",
   [Q_INSERT] =
     "INSERT INTO memories(id, created_at, last_access, access_count, strength, content) "
     "VALUES (?1, ?3, ?4, ?5, ?6, ?7)",
   [Q_INSERT_VECTOR] = "INSERT INTO embeddings(id, vector) VALUES (?1, ?2)",
   [Q_UPDATE] = "UPDATE memories SET strength = ?2, activation = ?3, last_access = ?4 WHERE id = ?1",
-  [Q_CONSOLIDATE] =
-    "UPDATE memories SET consolidated = 1, access_count = access_count + 1 WHERE id = ?1 AND consolidated = 0",
   [Q_CHECK_CLAIM] = "SELECT token FROM claims WHERE memory_id = ?1",
   [Q_EDGE_UPSERT] =
     "INSERT INTO edges(src, dst, weight) VALUES (?1, ?2, ?3) "
     "ON CONFLICT(src, dst) DO UPDATE SET weight = excluded.weight",
   [Q_PATTERN] = "INSERT INTO patterns(centroid, strength, members, created_at) VALUES (?1, ?2, ?3, ?4)",
   [Q_RELEASE] = "DELETE FROM claims WHERE token = ?1",
-  [Q_PATTERNS_ALL] = "SELECT id, centroid, strength, members FROM patterns",
+  [Q_PATTERNS_ALL] = "SELECT id, centroid FROM patterns",
+  [Q_PATTERN_ONE] = "SELECT centroid, strength, members FROM patterns WHERE id = ?1",
   [Q_PATTERN_UPDATE] = "UPDATE patterns SET centroid = ?2, strength = ?3, members = ?4 WHERE id = ?1",
   [Q_COUNT] =
     "SELECT (SELECT count(*) FROM memories), (SELECT count(*) FROM memories WHERE consolidated = 0), "
     "(SELECT count(*) FROM edges), (SELECT count(*) FROM patterns), (SELECT count(*) FROM claims)",
+};
+
+/* The SQL of the CHUNK statements: a head, CHUNK copies of a row pattern, a tail. */
+static const struct { int which; const char *head, *row, *tail; } chunk_sql[] = {
+  { Q_EDGE_UPSERT_N, "INSERT INTO edges(src, dst, weight) VALUES ", "(?,?,?)",
+    " ON CONFLICT(src, dst) DO UPDATE SET weight = excluded.weight" },
+  { Q_UPDATE_N, "UPDATE memories SET strength = v.column2, activation = v.column3, last_access = v.column4 "
+                "FROM (VALUES ", "(?,?,?,?)", ") AS v WHERE memories.id = v.column1" },
+  { Q_ROWS_N, "SELECT m.id, v.vector, m.created_at, m.last_access, m.access_count, m.strength, m.activation "
+              "FROM memories m JOIN embeddings v ON v.id = m.id WHERE m.id IN (", "?", ")" },
+  { Q_EDGES_FROM_N, "SELECT src, dst, weight FROM edges WHERE src IN (", "?", ")" },
+  /* ?1 is the claim token; ids from ?2 */
+  { Q_CLAIMED_N, "SELECT count(*) FROM claims WHERE token = ?1 AND memory_id IN (", "?", ")" },
+  { Q_CONSOLIDATE_N, "UPDATE memories SET consolidated = 1, access_count = access_count + 1 "
+                     "WHERE consolidated = 0 AND id IN (", "?", ")" },
 };
 
 struct engram_store {
@@ -301,7 +318,20 @@ engram_store *engram_store_open(const engram_store_config *cfg)
   if (cfg->manual_checkpoint && exec(s, "PRAGMA wal_autocheckpoint = 0", "setting manual checkpoints") != 0)
     goto fail;
   for (int i = 0; i < NQUERIES; i++) {
+    if (!query_sql[i])
+      continue;
     if (sqlite3_prepare_v3(s->db, query_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->q[i], NULL) != SQLITE_OK) {
+      db_fail(s, "preparing a statement");
+      goto fail;
+    }
+  }
+  for (size_t i = 0; i < sizeof chunk_sql / sizeof chunk_sql[0]; i++) {
+    char sql[4096];
+    size_t len = (size_t)snprintf(sql, sizeof sql, "%s", chunk_sql[i].head);
+    for (int k = 0; k < CHUNK; k++)
+      len += (size_t)snprintf(sql + len, sizeof sql - len, k ? ",%s" : "%s", chunk_sql[i].row);
+    snprintf(sql + len, sizeof sql - len, "%s", chunk_sql[i].tail);
+    if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->q[chunk_sql[i].which], NULL) != SQLITE_OK) {
       db_fail(s, "preparing a statement");
       goto fail;
     }
@@ -471,7 +501,7 @@ static int32_t map_get(const struct id_map *m, int64_t id)
   return m->vals[map_slot(m, id)];
 }
 
-/* Copy one memories row (Q_CLAIMED_ROWS / Q_ROW column order) into row r of the batch. */
+/* Copy one memories row (Q_CLAIMED_ROWS / Q_ROWS_N column order) into row r of the batch. */
 static int copy_row(engram_store *s, sqlite3_stmt *st, engram_batch *b, uint32_t r)
 {
   b->ids[r] = sqlite3_column_int64(st, 0);
@@ -606,18 +636,25 @@ int engram_store_load(engram_store *s, engram_arena *a, uint32_t batch, uint32_t
       }
       sqlite3_reset(st);
     }
-    st = s->q[Q_ROW];
-    for (uint32_t i = 0; i < nc; i++) {
-      sqlite3_reset(st);
-      sqlite3_bind_int64(st, 1, cand[i]);
-      if (sqlite3_step(st) != SQLITE_ROW)
-        continue;                              /* an edge to a memory that no longer exists */
-      if ((rc = copy_row(s, st, out, total)) != 0)
+    /* CHUNK ids per statement; unbound slots of the last chunk are NULL and match nothing.
+     * A candidate without a row (an edge to a memory that no longer exists) just never comes
+     * back. */
+    for (uint32_t i = 0; i < nc; i += CHUNK) {
+      st = q(s, Q_ROWS_N);
+      for (uint32_t k = 0; k < CHUNK && i + k < nc; k++)
+        sqlite3_bind_int64(st, (int)k + 1, cand[i + k]);
+      while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        if ((rc = copy_row(s, st, out, total)) != 0)
+          goto fail_read;
+        map.vals[map_slot(&map, out->ids[total])] = (int32_t)total;
+        total++;
+      }
+      if (r != SQLITE_DONE) {
+        rc = db_fail(s, "loading context rows");
         goto fail_read;
-      map.vals[map_slot(&map, cand[i])] = (int32_t)total;
-      total++;
+      }
     }
-    sqlite3_reset(st);
+    sqlite3_reset(s->q[Q_ROWS_N]);
   }
   out->total = total;
 
@@ -631,13 +668,14 @@ int engram_store_load(engram_store *s, engram_arena *a, uint32_t batch, uint32_t
     rc = ENGRAM_EFULL;
     goto fail_arena;
   }
-  st = s->q[Q_EDGES_FROM];
-  for (uint32_t i = 0; i < total; i++) {
-    sqlite3_reset(st);
-    sqlite3_bind_int64(st, 1, out->ids[i]);
+  for (uint32_t i = 0; i < total; i += CHUNK) {
+    st = q(s, Q_EDGES_FROM_N);
+    for (uint32_t k = 0; k < CHUNK && i + k < total; k++)
+      sqlite3_bind_int64(st, (int)k + 1, out->ids[i + k]);
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-      int32_t j = map_get(&map, sqlite3_column_int64(st, 0));
-      if (j < 0 || (uint32_t)j >= total)
+      int32_t from = map_get(&map, sqlite3_column_int64(st, 0));
+      int32_t j = map_get(&map, sqlite3_column_int64(st, 1));
+      if (from < 0 || (uint32_t)from >= total || j < 0 || (uint32_t)j >= total)
         continue;
       if (ne == cap) {
         cap *= 2;
@@ -653,9 +691,9 @@ int engram_store_load(engram_store *s, engram_arena *a, uint32_t batch, uint32_t
         memcpy(nw, ew, ne * sizeof *ew);
         es = ns, ed = nd, ew = nw;
       }
-      es[ne] = (int32_t)i;
+      es[ne] = from;
       ed[ne] = j;
-      ew[ne] = (float)sqlite3_column_double(st, 1);
+      ew[ne] = (float)sqlite3_column_double(st, 2);
       ne++;
     }
     if (r != SQLITE_DONE) {
@@ -770,13 +808,10 @@ static int merge_pattern(engram_store *s, const float *centroid, float strength,
     return 0;
 
   /* reread the winner (the scan's column pointers are gone) and build the merged row */
-  sqlite3_stmt *one;
-  if (sqlite3_prepare_v2(s->db, "SELECT centroid, strength, members FROM patterns WHERE id = ?1", -1, &one, NULL) !=
-      SQLITE_OK)
-    return db_fail(s, "reading a pattern");
+  sqlite3_stmt *one = q(s, Q_PATTERN_ONE);
   sqlite3_bind_int64(one, 1, best);
   if (sqlite3_step(one) != SQLITE_ROW) {
-    sqlite3_finalize(one);
+    sqlite3_reset(one);
     return db_fail(s, "reading a pattern");
   }
   const float *old_c = sqlite3_column_blob(one, 0);
@@ -788,7 +823,7 @@ static int merge_pattern(engram_store *s, const float *centroid, float strength,
   if (!cen || !mem) {
     free(cen);
     free(mem);
-    sqlite3_finalize(one);
+    sqlite3_reset(one);
     return engram_fail(ENGRAM_ENOMEM, "store: out of memory merging patterns");
   }
   memcpy(mem, old_m, (size_t)nold * sizeof(int64_t));
@@ -804,7 +839,7 @@ static int merge_pattern(engram_store *s, const float *centroid, float strength,
   for (uint32_t k = 0; k < s->dim; k++)
     cen[k] = (float)((old_c[k] * wo + centroid[k] * wn) / w);
   double merged_strength = (old_s * wo + strength * wn) / w;
-  sqlite3_finalize(one);
+  sqlite3_reset(one);
 
   st = q(s, Q_PATTERN_UPDATE);
   sqlite3_bind_int64(st, 1, best);
@@ -817,6 +852,23 @@ static int merge_pattern(engram_store *s, const float *centroid, float strength,
   return rc ? rc : 1;
 }
 
+/* The message for a chunk of consolidated ids that failed the claim check: the first id not
+ * held by this burst. Returns ENGRAM_ESTATE. */
+static int unclaimed(engram_store *s, const engram_store_changes *c, uint32_t from, uint32_t m)
+{
+  for (uint32_t i = from; i < from + m; i++) {
+    sqlite3_stmt *st = q(s, Q_CHECK_CLAIM);
+    sqlite3_bind_int64(st, 1, c->consolidated_ids[i]);
+    uint64_t owner = sqlite3_step(st) == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    if (owner != c->claim)
+      return engram_fail(ENGRAM_ESTATE, "store: episode %lld is not claimed by this burst (%s); nothing was written",
+                         (long long)c->consolidated_ids[i],
+                         owner ? "another burst holds it" : "its claim expired or was released");
+  }
+  return engram_fail(ENGRAM_ESTATE, "store: an episode is listed twice among the consolidated; nothing was written");
+}
+
 int engram_store_commit(engram_store *s, const engram_store_changes *c)
 {
   int rc = check_changes(s, c);
@@ -827,23 +879,44 @@ int engram_store_commit(engram_store *s, const engram_store_changes *c)
     return rc;
 
   sqlite3_stmt *st;
-  for (uint32_t i = 0; i < c->n_consolidated; i++) {
-    st = q(s, Q_CHECK_CLAIM);
-    sqlite3_bind_int64(st, 1, c->consolidated_ids[i]);
-    int r = sqlite3_step(st);
-    uint64_t owner = r == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 0) : 0;
+  /* The batch, CHUNK ids a statement: all claimed by this burst, all still unconsolidated.
+   * When a chunk fails the check, its ids are checked one by one for the message. */
+  for (uint32_t i = 0; i < c->n_consolidated; i += CHUNK) {
+    uint32_t k, m = c->n_consolidated - i < CHUNK ? c->n_consolidated - i : CHUNK;
+    st = q(s, Q_CLAIMED_N);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)c->claim);
+    for (k = 0; k < m; k++)
+      sqlite3_bind_int64(st, (int)k + 2, c->consolidated_ids[i + k]);
+    int held = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
     sqlite3_reset(st);
-    if (owner != c->claim) {
-      rc = engram_fail(ENGRAM_ESTATE, "store: episode %lld is not claimed by this burst (%s); nothing was written",
-                       (long long)c->consolidated_ids[i], owner ? "another burst holds it" : "its claim expired or was released");
+    if (held != (int)m) {
+      rc = unclaimed(s, c, i, m);
       goto rollback;
     }
-    st = q(s, Q_CONSOLIDATE);
-    sqlite3_bind_int64(st, 1, c->consolidated_ids[i]);
+    st = q(s, Q_CONSOLIDATE_N);
+    for (k = 0; k < m; k++)
+      sqlite3_bind_int64(st, (int)k + 1, c->consolidated_ids[i + k]);
     if ((rc = step_done(s, st, "marking episodes consolidated")) != 0)
       goto rollback;
+    if (sqlite3_changes(s->db) != (int)m) {
+      rc = engram_fail(ENGRAM_ESTATE, "store: an episode of this burst was already consolidated (or listed twice); "
+                       "nothing was written");
+      goto rollback;
+    }
   }
-  for (uint32_t i = 0; i < c->n_updates; i++) {
+  uint32_t u = 0;
+  for (; u + CHUNK <= c->n_updates; u += CHUNK) {
+    st = q(s, Q_UPDATE_N);
+    for (int k = 0; k < CHUNK; k++) {
+      sqlite3_bind_int64(st, 4 * k + 1, c->update_ids[u + k]);
+      sqlite3_bind_double(st, 4 * k + 2, c->update_strength[u + k]);
+      sqlite3_bind_double(st, 4 * k + 3, c->update_activation[u + k]);
+      sqlite3_bind_double(st, 4 * k + 4, now);
+    }
+    if ((rc = step_done(s, st, "updating memories")) != 0)
+      goto rollback;
+  }
+  for (uint32_t i = u; i < c->n_updates; i++) {
     st = q(s, Q_UPDATE);
     sqlite3_bind_int64(st, 1, c->update_ids[i]);
     sqlite3_bind_double(st, 2, c->update_strength[i]);
@@ -852,7 +925,18 @@ int engram_store_commit(engram_store *s, const engram_store_changes *c)
     if ((rc = step_done(s, st, "updating memories")) != 0)
       goto rollback;
   }
-  for (uint32_t i = 0; i < c->n_edges; i++) {
+  uint32_t i = 0;
+  for (; i + CHUNK <= c->n_edges; i += CHUNK) {
+    st = q(s, Q_EDGE_UPSERT_N);
+    for (int k = 0; k < CHUNK; k++) {
+      sqlite3_bind_int64(st, 3 * k + 1, c->edge_src[i + k]);
+      sqlite3_bind_int64(st, 3 * k + 2, c->edge_dst[i + k]);
+      sqlite3_bind_double(st, 3 * k + 3, c->edge_weight[i + k]);
+    }
+    if ((rc = step_done(s, st, "writing edges")) != 0)
+      goto rollback;
+  }
+  for (; i < c->n_edges; i++) {
     st = q(s, Q_EDGE_UPSERT);
     sqlite3_bind_int64(st, 1, c->edge_src[i]);
     sqlite3_bind_int64(st, 2, c->edge_dst[i]);
