@@ -130,9 +130,9 @@ function M.similarity(a, b, params)
   local lt, ct = params.link_threshold, params.cluster_threshold
   local lo = math.min(lt, ct)
 
-  -- batch x batch: the fused threshold pass, at the lower of the two thresholds; its order is
-  -- unspecified, so sort the pairs for links and clusters that do not depend on it
-  local np, pairs, order = 0, nil, {}
+  -- batch x batch: the fused threshold pass, at the lower of the two thresholds. Its order is
+  -- unspecified; nothing below depends on it (links are a set, clusters are components).
+  local np, pairs = 0, nil
   if n >= 2 then
     local pairs_cap = n * (n - 1) / 2
     pairs = ffi.cast("engram_sim_pair *", a:alloc(pairs_cap * ffi.sizeof("engram_sim_pair"), 64)
@@ -140,12 +140,6 @@ function M.similarity(a, b, params)
     local count = ffi.new("size_t[1]")
     check(C.engram_sim_pairs(a, emb, inv:pointer(), n, d, lo, pairs, pairs_cap, count), "similarity")
     np = tonumber(count[0])
-    for k = 0, np - 1 do order[k + 1] = k end
-    table.sort(order, function(x, y)
-      local px, py = pairs[x], pairs[y]
-      if px.i ~= py.i then return px.i < py.i end
-      return px.j < py.j
-    end)
   end
 
   -- batch x context: the cross matrix; count what qualifies before sizing the outputs
@@ -175,8 +169,8 @@ function M.similarity(a, b, params)
       nc = nc + 1
     end
   end
-  for k = 1, np do
-    local pr = pairs[order[k]]
+  for k = 0, np - 1 do
+    local pr = pairs[k]
     add(pr.i, pr.j, pr.score)
   end
   if cp then
