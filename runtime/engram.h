@@ -69,7 +69,7 @@ enum {
 ENGRAM_API const char *engram_strerror(int code);
 
 /* The message of the last failure on the calling thread, with detail
- * ("arena: out of memory (requested 4096 bytes, align 64; 1048000 of 1048576 used)").
+ * ("arena: out of memory (requested 4096 bytes, align 64; 1048000 of 1048576 bytes used)").
  * Valid until the next failing call on this thread; never NULL (empty when none). */
 ENGRAM_API const char *engram_last_error(void);
 
@@ -629,7 +629,8 @@ ENGRAM_API int engram_kernel_isa_supported(int isa);
 
 /* Select the variant for all threads: 0, ENGRAM_EINVAL (not an engram_isa) or ENGRAM_ENOTSUP
  * (this CPU lacks it); the selection is unchanged on error. ENGRAM_ISA_AUTO re-reads
- * ENGRAM_ISA and the CPU (and returns what that yields). */
+ * ENGRAM_ISA and the CPU: 0 when that names a usable ISA (engram_kernel_isa() tells which),
+ * else the ENGRAM_ECONFIG / ENGRAM_ENOTSUP that engram_kernel_isa() will then report. */
 ENGRAM_API int engram_kernel_set_isa(int isa);
 
 /* ---- similarity (kernels/similarity*.c) ----------------------------------------------

@@ -221,12 +221,14 @@ describe("docs: the arena from Lua", function()
     a:destroy()
   end)
 
-  it("MISMATCH: a:alloc refuses an alignment that is not a power of two up to 4096 (C contract: invalid alignment -> NULL, ENGRAM_EINVAL)", function()
+  it("a:alloc refuses an alignment that is not a power of two up to 4096 with nil and the message", function()
     local a = arena.new{ size = "64KiB" }
-    for _, bad in ipairs{ 3, 8192 } do
-      local ok, p = pcall(a.alloc, a, 10, bad)
-      assert.is_true(not ok or p == nil, "alignment " .. bad .. " was accepted")
+    for _, bad in ipairs{ 0, 3, 24, 8192 } do
+      local p, err = a:alloc(10, bad)
+      assert.is_nil(p)
+      assert.are.equal("arena: bad alignment " .. bad .. " (expected a power of two from 1 to 4096)", err)
     end
+    assert.are.equal(0, a:used())
     a:destroy()
   end)
 
@@ -506,11 +508,11 @@ describe("docs: the store from Lua", function()
     s:close()
   end)
 
-  it("MISMATCH: s:commit(b, changes) as written in the store.lua header commits (README and code take (arena, batch, changes))", function()
+  it("s:commit(arena, b, changes) as written in the store.lua header commits", function()
     local s = fresh(1, 4)
     local a = arena.new{ size = "1MiB" }
     local b = assert(s:load(a, { batch = 1, context = 0 }))
-    local ok, res = pcall(s.commit, s, b, { consolidated = { 1 } })
+    local ok, res = pcall(s.commit, s, a, b, { consolidated = { 1 } })
     s:release_pending()
     a:destroy()
     s:close()
@@ -1013,9 +1015,10 @@ describe("docs: engram-run scripts, results and exit statuses", function()
     assert.truthy(err:find("config: bad ENGRAM_ARENA_SIZE '12XB' (expected bytes, or a number with KiB, MiB, GiB, K, M or G, from 64KiB to 1GiB)", 1, true), err)
   end)
 
-  it("MISMATCH: README's example output for ENGRAM_ARENA_SIZE=12XB is exactly the 'config: ...' line", function()
-    local _, err = run({ root .. "/scripts/consolidate.lua" }, "ENGRAM_ARENA_SIZE=12XB")
-    assert.are.equal("config: bad ENGRAM_ARENA_SIZE '12XB' (expected bytes, or a number with KiB, MiB, GiB, K, M or G, from 64KiB to 1GiB)\n", err)
+  it("README's example output for ENGRAM_ARENA_SIZE=12XB is exactly its line, with exit status 2", function()
+    local _, err, status = run({ root .. "/scripts/consolidate.lua" }, "ENGRAM_ARENA_SIZE=12XB")
+    assert.are.equal("engram-run: config: bad ENGRAM_ARENA_SIZE '12XB' (expected bytes, or a number with KiB, MiB, GiB, K, M or G, from 64KiB to 1GiB)\n", err)
+    assert.are.equal(2, status)
   end)
 
   it("an empty environment variable counts as unset", function()

@@ -272,10 +272,14 @@ local arena_methods = {
   matrix = matrix,
 }
 
--- n raw bytes at `align` (default 16): a void* cdata, or nil and the message.
+-- n raw bytes at `align` (default 16; a power of two up to 4096): a void* cdata, or nil and the
+-- message.
 function arena_methods.alloc(a, n, align)
   check_count(n, "alloc", 2)
   align = align or 16
+  if type(align) ~= "number" or align < 1 or align > 4096 or align ~= floor(align) or band(align, align - 1) ~= 0 then
+    return nil, ("arena: bad alignment %s (expected a power of two from 1 to 4096)"):format(tostring(align))
+  end
   if n > MAX_BYTES then
     return nil, ("arena: size overflow (%d bytes)"):format(n)
   end

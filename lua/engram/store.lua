@@ -4,7 +4,7 @@
 --   local s = store.open{ path = "memory.db", dim = 768, create = true }
 --   local b = s:load(arena, { batch = 100, context = 256 })    -- views in the burst's arena
 --   ... compute ...
---   s:commit(b, { consolidated = ..., updates = ..., edges = ..., patterns = ... })
+--   s:commit(arena, b, { consolidated = ..., updates = ..., edges = ..., patterns = ... })
 --
 -- Lifetimes: a store object owns one SQLite connection (use it from one thread); store.open's
 -- objects close when collected or by :close(); store.wrap(ptr) borrows a connection owned by C

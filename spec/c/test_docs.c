@@ -210,14 +210,14 @@ TEST(arena_out_of_memory_message_as_in_readme)
   engram_arena_destroy(a);
 }
 
-/* engram.h, engram_last_error: "(requested 4096 bytes, align 64; 1048000 of 1048576 used)". */
-TEST(mismatch_header_out_of_memory_example_says_of_n_used)
+/* engram.h, engram_last_error: "(requested 4096 bytes, align 64; 1048000 of 1048576 bytes used)". */
+TEST(header_out_of_memory_example_is_the_message)
 {
   engram_arena *a = arena_of(1048576, ENGRAM_OVERFLOW_ERROR);
   CHECK(engram_arena_alloc_aligned(a, 1048000, 64) != NULL);
   CHECK(engram_arena_alloc_aligned(a, 4096, 64) == NULL);
   CHECK_STR(engram_last_error(),
-            "arena: out of memory (requested 4096 bytes, align 64; 1048000 of 1048576 used)");
+            "arena: out of memory (requested 4096 bytes, align 64; 1048000 of 1048576 bytes used)");
   engram_arena_destroy(a);
 }
 
@@ -1959,7 +1959,7 @@ int main(int argc, char **argv)
   RUN(arena_array_overflow_is_eoverflow);
   RUN(arena_n_near_size_max_never_wraps);
   RUN(arena_out_of_memory_message_as_in_readme);
-  RUN(mismatch_header_out_of_memory_example_says_of_n_used);
+  RUN(header_out_of_memory_example_is_the_message);
   RUN(arena_reset_gives_everything_back_and_counts);
   RUN(arena_query_checks_size_and_version);
   RUN(arena_marks_nest_and_stale_marks_are_refused);
