@@ -24,7 +24,8 @@ uint64_t bench_faults(void);
 size_t bench_peak_rss(void);
 
 /* Read bandwidth in GB/s over `bytes` of memory with `streams` interleaved streams
- * (1 = one sequential stream; 8 = eight streams in parallel). Median of `reps` passes. */
+ * (1 = one sequential stream; up to 8 streams in parallel). Median of `reps` passes. Which
+ * is faster depends on the machine: a limit is the larger of the two. */
 double bench_read_bandwidth(size_t bytes, int streams, int reps);
 /* Single-thread peak FMA throughput in GFLOP/s with 256-bit vectors (AVX2+FMA), 0 if the CPU
  * lacks it. */
