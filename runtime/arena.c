@@ -121,6 +121,11 @@ static void prefault(void *p, size_t bytes)
     ((volatile char *)p)[off] = 0;
 }
 
+/* The thread's default arena (engram_arena_thread, below); destroy must know it. */
+static __thread engram_arena *thread_arena;
+static pthread_key_t thread_key;
+static pthread_once_t thread_key_once = PTHREAD_ONCE_INIT;
+
 /* ---- create / destroy ------------------------------------------------------------------ */
 
 engram_arena *engram_arena_create(const engram_arena_config *config)
@@ -208,11 +213,18 @@ void engram_arena_destroy(engram_arena *a)
   if (!a)
     return;
   struct engram_arena_slow *s = a->slow_;
+  if (!s->map)
+    return;   /* already destroyed, its header not yet reused: a second destroy is ignored */
+  if (a == thread_arena) {   /* the thread's default arena: forget it, or thread exit frees it twice */
+    thread_arena = NULL;
+    pthread_setspecific(thread_key, NULL);
+  }
   engram_arena_query(a, NULL);   /* final high-water mark into the retired totals */
   engram_registry_remove(s);
   free_chunks_until(a, NULL);
   UNPOISON(s->map, s->map_bytes);
   munmap(s->map, s->map_bytes);
+  s->map = NULL;
   s->scope_depth = 0;
   a->top = a->limit = a->base = 0;
   __atomic_store_n(&a->epoch, engram_epoch_next(), __ATOMIC_RELAXED);
@@ -408,7 +420,10 @@ int engram_arena_scope_enter(engram_arena *a, engram_mark *out)
   if (s->scope_depth == ENGRAM_ARENA_MAX_SCOPES)
     return engram_fail(ENGRAM_EFULL, "arena: too many nested scopes (at most %d)", ENGRAM_ARENA_MAX_SCOPES);
   *out = engram_arena_mark(a);
-  s->scope_epochs[s->scope_depth++] = a->epoch;
+  s->scope_epochs[s->scope_depth] = a->epoch;
+  s->scope_tops[s->scope_depth] = out->top;
+  s->scope_chunks[s->scope_depth] = out->chunk;
+  s->scope_depth++;
   a->epoch = engram_epoch_next();
   return 0;
 }
@@ -418,7 +433,8 @@ int engram_arena_scope_leave(engram_arena *a, engram_mark m)
   struct engram_arena_slow *s = a->slow_;
   ENGRAM_ASSERT_OWNER(s, "scope");
   uint32_t i = s->scope_depth;
-  while (i > 0 && s->scope_epochs[i - 1] != m.epoch)
+  while (i > 0 && (s->scope_epochs[i - 1] != m.epoch || s->scope_tops[i - 1] != m.top ||
+                   s->scope_chunks[i - 1] != m.chunk))
     i--;
   if (i == 0)
     return engram_fail(ENGRAM_ESTALE, "arena: scope already closed (or its mark is from another arena)");
@@ -484,9 +500,6 @@ const char *engram_overflow_name(engram_overflow o)
 
 /* ---- the thread's default arena ---------------------------------------------------------- */
 
-static __thread engram_arena *thread_arena;
-static pthread_key_t thread_key;
-static pthread_once_t thread_key_once = PTHREAD_ONCE_INIT;
 
 /* Runs at thread exit: the arena is destroyed (its counters retire into the process stats). */
 static void thread_arena_release(void *p)

@@ -38,9 +38,12 @@ struct engram_arena_slow {
   engram_page_kind page_kind;
   pthread_t owner;
 
-  /* open scopes: the epochs they replaced (outermost first) */
+  /* open scopes, outermost first: the epoch each replaced and where it started (its mark);
+   * the position tells apart two scopes entered in turn from the same epoch */
   uint32_t scope_depth;
   uint64_t scope_epochs[ENGRAM_ARENA_MAX_SCOPES];
+  uintptr_t scope_tops[ENGRAM_ARENA_MAX_SCOPES];
+  void *scope_chunks[ENGRAM_ARENA_MAX_SCOPES];
 
   /* statistics (see STAT_*) */
   uint64_t high_water;

@@ -161,7 +161,9 @@ ENGRAM_API engram_arena *engram_arena_create(const engram_arena_config *config);
 /* Free the arena's block and fallback chunks. Its counters are kept in the process stats as a
  * retired arena. The small header stays mapped and is recycled for the next arena, with a new
  * epoch, so a stale handle that still points at it reads "stale", never freed memory.
- * NULL is a no-op. */
+ * NULL is a no-op. Destroying the thread's default arena detaches it (the next
+ * engram_arena_thread makes a new one). A second destroy of the same arena is ignored until
+ * its header is reused by another arena; after that it is undefined: destroy once. */
 ENGRAM_API void engram_arena_destroy(engram_arena *a);
 
 /* Make the calling thread the owner (hand an arena made on one thread to a worker). */

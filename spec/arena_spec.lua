@@ -145,6 +145,33 @@ describe("engram.arena", function()
     assert.are.equal("error", st.overflow)
   end)
 
+  it("destroys only arenas it made, and only once", function()
+    local b = arena.new{ size = "64KiB" }
+    b:destroy()
+    assert.has_error(function() b:destroy() end, "arena: destroy takes an arena made by arena.new, not yet destroyed")
+    assert.has_error(function() arena.thread():destroy() end,
+      "arena: destroy takes an arena made by arena.new, not yet destroyed")
+    -- the same arena seen through a pointer handed over by C (as the host hands a worker's)
+    assert.has_error(function() arena.wrap(ffi.cast("void *", a)):destroy() end,
+      "arena: destroy takes an arena made by arena.new, not yet destroyed")
+    assert.are.equal(0, a:used())   -- `a` (made by arena.new) is untouched
+  end)
+
+  it("refuses to close a later scope with the mark of an earlier one", function()
+    local m1 = a:mark()
+    a:rewind(m1)
+    local v = a:floats(4)
+    v[0] = 1
+    local m2 = a:mark()
+    assert.has_error(function() a:rewind(m1) end, "arena: scope already closed (or its mark is from another arena)")
+    local w = a:floats(4)
+    w[0] = 42
+    assert.are.equal(1, v[0])
+    a:rewind(m2)
+    assert.has_error(function() return w[0] end, arena.STALE)
+    assert.are.equal(1, v[0])
+  end)
+
   it("parses sizes and rejects bad ones with the accepted forms", function()
     assert.are.equal(8 * 2 ^ 20, arena.parse_size("8MiB"))
     assert.are.equal(65536, arena.parse_size("64K"))

@@ -17,6 +17,13 @@ local ffi = require("ffi")
 local bit = require("bit")
 local C = require("engram.lib")
 
+-- Metatypes are bound once per Lua state: a second load of this file (a module loader run
+-- again) returns the module the first one made, whose methods the metatypes hold.
+local registry = debug.getregistry()
+if registry["engram.arena"] then
+  return registry["engram.arena"]
+end
+
 local M = {}
 
 local band, bnot = bit.band, bit.bnot
@@ -354,8 +361,18 @@ function arena_methods.stats(a)
   }
 end
 
--- Destroy an arena made by arena.new (never one owned by the host).
+-- The arena objects made by arena.new, the only ones Lua may destroy. Keyed by the cdata
+-- object itself (weak: a collected arena leaves), so another object for the same address (a
+-- worker's arena wrapped later into the same header) is never taken for one of them.
+local owned = setmetatable({}, { __mode = "k" })
+
+-- Destroy an arena made by arena.new. Raises for any other (a worker's burst.arena, the thread
+-- arena) and for one already destroyed.
 function arena_methods.destroy(a)
+  if not owned[a] then
+    error("arena: destroy takes an arena made by arena.new, not yet destroyed", 2)
+  end
+  owned[a] = nil
   ffi.gc(a, nil)
   C.engram_arena_destroy(a)
 end
@@ -409,7 +426,9 @@ function M.new(opts)
   if a == nil then
     error(last_error(), 2)
   end
-  return ffi.gc(a, C.engram_arena_destroy)
+  a = ffi.gc(a, C.engram_arena_destroy)
+  owned[a] = true
+  return a
 end
 
 -- The calling thread's default arena (created on first use, released at thread exit).
@@ -449,4 +468,5 @@ end
 
 M.STALE = STALE
 
+registry["engram.arena"] = M
 return M

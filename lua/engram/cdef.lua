@@ -3,6 +3,13 @@
 -- Each section mirrors one section of runtime/engram.h and must be kept in step with it.
 local ffi = require("ffi")
 
+-- Declarations belong to the Lua state, not to this module: when a module loader runs this
+-- file again (a test runner that unloads modules between files), declare nothing twice.
+local registry = debug.getregistry()
+if registry["engram.cdef"] then
+  return true
+end
+
 ffi.cdef[[
 /* ---- version and errors ---- */
 int engram_version(void);
@@ -349,4 +356,5 @@ typedef struct engram_store_summary {
 int engram_store_summarize(engram_store *s, engram_store_summary *out);
 ]]
 
+registry["engram.cdef"] = true
 return true

@@ -259,6 +259,44 @@ TEST(leaving_an_outer_scope_closes_the_inner_ones)
   engram_arena_destroy(a);
 }
 
+TEST(the_mark_of_a_closed_scope_cannot_close_a_later_one)
+{
+  engram_arena *a = make(1 << 16, ENGRAM_OVERFLOW_ERROR);
+  engram_mark m1, m2;
+  CHECK_EQ(engram_arena_scope_enter(a, &m1), 0);
+  CHECK_EQ(engram_arena_scope_leave(a, m1), 0);
+  char *v = engram_arena_alloc(a, 16);       /* outer scope: must stay valid */
+  uint64_t outer = a->epoch;
+  CHECK_EQ(engram_arena_scope_enter(a, &m2), 0);   /* same outer epoch as m1, later position */
+  CHECK_EQ(engram_arena_scope_leave(a, m1), ENGRAM_ESTALE);
+  CHECK(engram_arena_epoch_live(a, outer));
+  CHECK(engram_arena_alloc(a, 16) != v);
+  CHECK_EQ(engram_arena_scope_leave(a, m2), 0);
+  CHECK_EQ(engram_arena_used(a), 16);
+  /* a plain mark is not a scope */
+  engram_mark plain = engram_arena_mark(a);
+  CHECK_EQ(engram_arena_scope_leave(a, plain), ENGRAM_ESTALE);
+  engram_arena_destroy(a);
+}
+
+TEST(a_second_destroy_is_ignored_and_the_thread_arena_detaches)
+{
+  engram_arena *a = make(4096, ENGRAM_OVERFLOW_ERROR);
+  engram_arena_destroy(a);
+  engram_arena_destroy(a);                    /* header not reused yet: ignored */
+  engram_arena *b = make(4096, ENGRAM_OVERFLOW_ERROR);
+  engram_arena *c = make(4096, ENGRAM_OVERFLOW_ERROR);
+  CHECK(b != c);                              /* the header was recycled once, not twice */
+  engram_arena_destroy(b);
+  engram_arena_destroy(c);
+  engram_arena *t = engram_arena_thread();
+  CHECK(t != NULL);
+  engram_arena_destroy(t);
+  CHECK(engram_arena_thread_peek() == NULL);
+  engram_arena *t2 = engram_arena_thread();   /* a new one on demand */
+  CHECK(t2 != NULL && engram_arena_alloc(t2, 8) != NULL);
+}
+
 TEST(scopes_nest_to_a_bounded_depth)
 {
   engram_arena *a = make(1 << 16, ENGRAM_OVERFLOW_ERROR);
@@ -484,6 +522,8 @@ int main(void)
   RUN(a_mark_beyond_the_top_or_from_before_a_reset_is_stale);
   RUN(scopes_make_inner_epochs_stale_and_keep_outer_ones_live);
   RUN(leaving_an_outer_scope_closes_the_inner_ones);
+  RUN(the_mark_of_a_closed_scope_cannot_close_a_later_one);
+  RUN(a_second_destroy_is_ignored_and_the_thread_arena_detaches);
   RUN(scopes_nest_to_a_bounded_depth);
   RUN(epochs_are_unique_across_arenas_and_a_destroyed_arena_is_stale);
   RUN(fallback_serves_overflowing_requests_from_chunks_freed_at_reset);
