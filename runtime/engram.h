@@ -1099,11 +1099,15 @@ typedef struct engram_store_changes {
   uint32_t struct_version;
   uint64_t claim;            /* from engram_store_load */
   double now;                /* 0 = the current time; becomes last_access of touched memories */
-  /* new strength and activation of memories (any loaded rows) */
+  /* new strength and activation of memories (any loaded rows). With update_last_access (the
+   * last_access each row had when this burst loaded it; may be NULL), a row that another burst
+   * has written since keeps that burst's values: concurrent bursts share context rows, and the
+   * later of two commits would otherwise undo the earlier one's decay and reinforcement */
   uint32_t n_updates;
   const int64_t *update_ids;
   const float *update_strength;
   const float *update_activation;
+  const double *update_last_access;
   /* episodes now consolidated: must all be claims of this burst */
   uint32_t n_consolidated;
   const int64_t *consolidated_ids;

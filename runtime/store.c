@@ -82,7 +82,8 @@ static const char *const query_sql[NQUERIES] = {
     "INSERT INTO memories(id, created_at, last_access, access_count, strength, content) "
     "VALUES (?1, ?3, ?4, ?5, ?6, ?7)",
   [Q_INSERT_VECTOR] = "INSERT INTO embeddings(id, vector) VALUES (?1, ?2)",
-  [Q_UPDATE] = "UPDATE memories SET strength = ?2, activation = ?3, last_access = ?4 WHERE id = ?1",
+  [Q_UPDATE] = "UPDATE memories SET strength = ?2, activation = ?3, last_access = ?4 "
+               "WHERE id = ?1 AND (?5 IS NULL OR last_access = ?5)",
   [Q_CHECK_CLAIM] = "SELECT token FROM claims WHERE memory_id = ?1",
   [Q_EDGE_UPSERT] =
     "INSERT INTO edges(src, dst, weight) VALUES (?1, ?2, ?3) "
@@ -102,7 +103,8 @@ static const struct { int which; const char *head, *row, *tail; } chunk_sql[] = 
   { Q_EDGE_UPSERT_N, "INSERT INTO edges(src, dst, weight) VALUES ", "(?,?,?)",
     " ON CONFLICT(src, dst) DO UPDATE SET weight = excluded.weight" },
   { Q_UPDATE_N, "UPDATE memories SET strength = v.column2, activation = v.column3, last_access = v.column4 "
-                "FROM (VALUES ", "(?,?,?,?)", ") AS v WHERE memories.id = v.column1" },
+                "FROM (VALUES ", "(?,?,?,?,?)", ") AS v WHERE memories.id = v.column1 "
+                "AND (v.column5 IS NULL OR memories.last_access = v.column5)" },
   { Q_ROWS_N, "SELECT m.id, v.vector, m.created_at, m.last_access, m.access_count, m.strength, m.activation "
               "FROM memories m JOIN embeddings v ON v.id = m.id WHERE m.id IN (", "?", ")" },
   { Q_EDGES_FROM_N, "SELECT src, dst, weight FROM edges WHERE src IN (", "?", ")" },
@@ -534,7 +536,8 @@ static int alloc_rows(engram_arena *a, engram_batch *b, uint32_t rows, uint32_t 
   return 0;
 }
 
-static int claim(engram_store *s, uint64_t token, uint32_t batch, double now)
+/* Claim up to `batch` episodes for token; *claimed gets how many. */
+static int claim(engram_store *s, uint64_t token, uint32_t batch, double now, uint32_t *claimed)
 {
   int rc = exec(s, "BEGIN IMMEDIATE", "claiming episodes");
   if (rc)
@@ -549,6 +552,7 @@ static int claim(engram_store *s, uint64_t token, uint32_t batch, double now)
   sqlite3_bind_int64(st, 3, batch);
   if (sqlite3_step(st) != SQLITE_DONE)
     goto fail;
+  *claimed = (uint32_t)sqlite3_changes(s->db);
   sqlite3_reset(st);
   return exec(s, "COMMIT", "claiming episodes");
 fail:
@@ -572,15 +576,18 @@ int engram_store_load(engram_store *s, engram_arena *a, uint32_t batch, uint32_t
   out->claim = new_token(s);
   engram_mark m = engram_arena_mark(a);
 
-  int rc = claim(s, out->claim, batch, now);
+  uint32_t claimed = 0;
+  int rc = claim(s, out->claim, batch, now, &claimed);
   if (rc)
     return rc;
+  if (claimed == 0)
+    return 0;   /* nothing to consolidate: n = 0, nothing allocated */
 
   /* Everything below reads one snapshot. */
   if ((rc = exec(s, "BEGIN", "loading a batch")) != 0)
     goto fail_claimed;
 
-  uint32_t rows = batch + context;
+  uint32_t rows = claimed + context;
   if (alloc_rows(a, out, rows, s->dim) != 0) {
     rc = ENGRAM_EFULL;
     goto fail_arena;
@@ -593,7 +600,7 @@ int engram_store_load(engram_store *s, engram_arena *a, uint32_t batch, uint32_t
   sqlite3_stmt *st = q(s, Q_CLAIMED_ROWS);
   sqlite3_bind_int64(st, 1, (sqlite3_int64)out->claim);
   int r;
-  while ((r = sqlite3_step(st)) == SQLITE_ROW && n < batch) {
+  while ((r = sqlite3_step(st)) == SQLITE_ROW && n < claimed) {
     if ((rc = copy_row(s, st, out, n)) != 0)
       goto fail_read;
     uint32_t slot = map_slot(&map, out->ids[n]);
@@ -619,6 +626,7 @@ int engram_store_load(engram_store *s, engram_arena *a, uint32_t batch, uint32_t
       goto fail_arena;
     }
     uint32_t nc = 0;
+    r = SQLITE_DONE;
     for (int pass = 0; pass < 2 && nc < context; pass++) {
       st = q(s, pass == 0 ? Q_NEIGHBOURS : Q_CONTEXT);
       if (pass == 0)
@@ -635,6 +643,10 @@ int engram_store_load(engram_store *s, engram_arena *a, uint32_t batch, uint32_t
         cand[nc++] = id;
       }
       sqlite3_reset(st);
+      if (nc < context && r != SQLITE_DONE) {
+        rc = db_fail(s, "choosing context rows");
+        goto fail_read;
+      }
     }
     /* CHUNK ids per statement; unbound slots of the last chunk are NULL and match nothing.
      * A candidate without a row (an edge to a memory that no longer exists) just never comes
@@ -756,6 +768,9 @@ static int check_changes(const engram_store *s, const engram_store_changes *c)
     for (uint32_t p = 0; p < c->n_patterns; p++) {
       if (c->pattern_offsets[p + 1] < c->pattern_offsets[p])
         return engram_fail(ENGRAM_EINVAL, "store: pattern offsets decrease at pattern %u", p);
+      if (c->pattern_offsets[p + 1] - c->pattern_offsets[p] > (1u << 24))
+        return engram_fail(ENGRAM_EINVAL, "store: pattern %u has %u members (at most %u)", p,
+                           c->pattern_offsets[p + 1] - c->pattern_offsets[p], 1u << 24);
       if (!finite_floats(c->pattern_centroids + (size_t)p * s->dim, s->dim) || !isfinite(c->pattern_strength[p]))
         return engram_fail(ENGRAM_EINVAL, "store: pattern %u has a non-finite centroid or strength", p);
     }
@@ -887,7 +902,11 @@ int engram_store_commit(engram_store *s, const engram_store_changes *c)
     sqlite3_bind_int64(st, 1, (sqlite3_int64)c->claim);
     for (k = 0; k < m; k++)
       sqlite3_bind_int64(st, (int)k + 2, c->consolidated_ids[i + k]);
-    int held = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+    if (sqlite3_step(st) != SQLITE_ROW) {
+      rc = db_fail(s, "checking claims");
+      goto rollback;
+    }
+    int held = sqlite3_column_int(st, 0);
     sqlite3_reset(st);
     if (held != (int)m) {
       rc = unclaimed(s, c, i, m);
@@ -908,10 +927,12 @@ int engram_store_commit(engram_store *s, const engram_store_changes *c)
   for (; u + CHUNK <= c->n_updates; u += CHUNK) {
     st = q(s, Q_UPDATE_N);
     for (int k = 0; k < CHUNK; k++) {
-      sqlite3_bind_int64(st, 4 * k + 1, c->update_ids[u + k]);
-      sqlite3_bind_double(st, 4 * k + 2, c->update_strength[u + k]);
-      sqlite3_bind_double(st, 4 * k + 3, c->update_activation[u + k]);
-      sqlite3_bind_double(st, 4 * k + 4, now);
+      sqlite3_bind_int64(st, 5 * k + 1, c->update_ids[u + k]);
+      sqlite3_bind_double(st, 5 * k + 2, c->update_strength[u + k]);
+      sqlite3_bind_double(st, 5 * k + 3, c->update_activation[u + k]);
+      sqlite3_bind_double(st, 5 * k + 4, now);
+      if (c->update_last_access)
+        sqlite3_bind_double(st, 5 * k + 5, c->update_last_access[u + k]);
     }
     if ((rc = step_done(s, st, "updating memories")) != 0)
       goto rollback;
@@ -922,6 +943,8 @@ int engram_store_commit(engram_store *s, const engram_store_changes *c)
     sqlite3_bind_double(st, 2, c->update_strength[i]);
     sqlite3_bind_double(st, 3, c->update_activation[i]);
     sqlite3_bind_double(st, 4, now);
+    if (c->update_last_access)
+      sqlite3_bind_double(st, 5, c->update_last_access[i]);
     if ((rc = step_done(s, st, "updating memories")) != 0)
       goto rollback;
   }
@@ -984,21 +1007,22 @@ rollback:
 
 int engram_store_release(engram_store *s, uint64_t claim)
 {
-  pending_remove(s, claim);
   sqlite3_stmt *st = q(s, Q_RELEASE);
   sqlite3_bind_int64(st, 1, (sqlite3_int64)claim);
-  return step_done(s, st, "releasing claims");
+  int rc = step_done(s, st, "releasing claims");
+  if (rc == 0)
+    pending_remove(s, claim);   /* kept on failure, so a later call can retry it */
+  return rc;
 }
 
 int engram_store_release_pending(engram_store *s)
 {
   int rc = 0;
-  while (s->npending > 0) {
-    int r = engram_store_release(s, s->pending[s->npending - 1]);
-    if (r != 0) {
-      s->npending--;   /* its lease will expire; keep going with the others */
+  /* from the newest; a token whose release fails stays pending and is skipped this time */
+  for (unsigned i = s->npending; i > 0; i--) {
+    int r = engram_store_release(s, s->pending[i - 1]);
+    if (r != 0)
       rc = r;
-    }
   }
   return rc;
 }

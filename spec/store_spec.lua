@@ -77,6 +77,32 @@ describe("engram.store", function()
     assert.has_error(function() return b.embeddings:get(0, 0) end, arena.STALE)
   end)
 
+  it("rolls an import back when a field does not convert, and stays usable", function()
+    local eps = episodes(3, 8)
+    eps[2].id = "two"
+    assert.has_error(function() s:import(eps) end)
+    assert.are.equal(0, s:counts().memories)
+    assert.are.equal(3, s:import(episodes(3, 8)))     -- no import left open
+  end)
+
+  it("refuses columns of the wrong kind and patterns of the wrong shape", function()
+    s:import(episodes(2, 8))
+    local b = assert(s:load(a, { batch = 2, context = 0 }))
+    local src = a:ints(1)
+    src[0] = 1
+    assert.has_error(function() s:commit(a, b, { edges = { src = src, dst = { 2 }, weight = { 0.5 } } }) end,
+      "bad changes: edges.src must be a Lua array or int64s (got ints)")
+    local m = a:matrix(1, 8)
+    assert.has_error(function()
+      s:commit(a, b, { patterns = { count = 1, centroids = m, strength = { 0.5 }, offsets = { 0 }, members = { 1 } } })
+    end, "bad changes: 1 patterns need 1 strengths, 2 offsets and as many members as the last offset (got 1, 1, 1)")
+    assert.has_error(function()
+      s:commit(a, b, { patterns = { count = 1, centroids = a:matrix(1, 4), strength = { 0.5 }, offsets = { 0, 1 }, members = { 1 } } })
+    end, "bad changes: patterns.centroids must be a matrix of at least 1 rows of 8 floats")
+    assert.has_error(function() s:load(nil) end, "bad argument #1 to 'load' (arena expected, got nil)")
+    assert(s:release(b))
+  end)
+
   it("returns nil and the message for a file that is not a store", function()
     local junk = tmpdb()
     local f = io.open(junk, "w") f:write(("x"):rep(200)) f:close()

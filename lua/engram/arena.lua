@@ -461,6 +461,22 @@ function M.matrix_view(a, ptr, rows, cols)
   return matrix_t(ffi_cast("float *", ptr), rows, cols, a.epoch, a)
 end
 
+-- The kind of view v is ("floats", "doubles", "ints", "bytes", "int64s", "matrix"), or nil.
+function M.kind(v)
+  if type(v) ~= "cdata" then
+    return nil
+  end
+  if ffi.istype(matrix_t, v) then
+    return "matrix"
+  end
+  for name, k in pairs(views_by_name) do
+    if ffi.istype(k.view_t, v) then
+      return name
+    end
+  end
+  return nil
+end
+
 -- True when v is a view or matrix that can still be used.
 function M.is_live(v)
   return live(v)

@@ -339,6 +339,7 @@ int engram_store_load(engram_store *s, engram_arena *a, uint32_t batch, uint32_t
 typedef struct engram_store_changes {
   uint32_t struct_size; uint32_t struct_version; uint64_t claim; double now;
   uint32_t n_updates; const int64_t *update_ids; const float *update_strength; const float *update_activation;
+  const double *update_last_access;
   uint32_t n_consolidated; const int64_t *consolidated_ids;
   uint32_t n_edges; const int64_t *edge_src; const int64_t *edge_dst; const float *edge_weight;
   uint32_t n_patterns; const float *pattern_centroids; const float *pattern_strength;

@@ -388,11 +388,12 @@ end
 function M.store(burst, b, links, patterns, act, touched, strength, params)
   local a = burst.arena
   local nt = touched.n
-  local ids, upd_ids, upd_act = b.ids:pointer(), a:int64s(nt), a:floats(nt)
-  local rows, ap = touched.rows:pointer(), act:pointer()
+  local ids, upd_ids, upd_act, upd_seen = b.ids:pointer(), a:int64s(nt), a:floats(nt), a:doubles(nt)
+  local rows, ap, seen = touched.rows:pointer(), act:pointer(), b.last_access:pointer()
   for k = 0, nt - 1 do
     upd_ids[k] = ids[rows[k]]
     upd_act[k] = ap[rows[k]]
+    upd_seen[k] = seen[rows[k]]   -- a row another burst wrote since the load keeps its values
   end
   local nl = links.n
   local src, dst, w = a:int64s(2 * nl), a:int64s(2 * nl), a:floats(2 * nl)
@@ -406,7 +407,7 @@ function M.store(burst, b, links, patterns, act, touched, strength, params)
   local ok, err = burst.store:commit(a, b, {
     now = params.now,
     consolidated = consolidated,
-    updates = { ids = upd_ids, strength = strength, activation = upd_act },
+    updates = { ids = upd_ids, strength = strength, activation = upd_act, last_access = upd_seen },
     edges = { src = src, dst = dst, weight = w },
     patterns = patterns,
   })

@@ -96,8 +96,9 @@ function Store:summary()
   }
 end
 
--- Import episodes (tables with id, content, embedding (array or float cdata), created_at,
--- last_access, access_count, strength), all or nothing. Returns the count, or nil, err.
+-- Import episodes (tables with id, content, embedding (a Lua array, or cdata of at least dim
+-- floats), created_at, last_access, access_count, strength), all or nothing. Returns the count,
+-- or nil, err; the import is rolled back on any failure, a raised one included.
 function Store:import(episodes)
   local dim = self:dim()
   local buf = ffi.new("float[?]", dim)
@@ -105,30 +106,40 @@ function Store:import(episodes)
   if C.engram_store_import_begin(self.ptr) ~= 0 then
     return nil, last_error()
   end
-  for i = 1, #episodes do
-    local ep = episodes[i]
-    local emb = ep.embedding
-    if type(emb) == "table" then
-      if #emb ~= dim then
-        C.engram_store_import_abort(self.ptr)
-        return nil, ("store: episode %s has %d embedding values (expected %d)"):format(tostring(ep.id), #emb, dim)
+  local function add_all()
+    for i = 1, #episodes do
+      local ep = episodes[i]
+      local emb = ep.embedding
+      if type(emb) == "table" then
+        if #emb ~= dim then
+          return ("store: episode %s has %d embedding values (expected %d)"):format(tostring(ep.id), #emb, dim)
+        end
+        for k = 1, dim do buf[k - 1] = emb[k] end
+        e.embedding = buf
+      elseif type(emb) == "cdata" and ffi.sizeof(emb) and ffi.sizeof(emb) >= dim * 4 then
+        e.embedding = emb
+      else
+        return ("store: episode %s has no embedding of %d floats (a Lua array, or a float array cdata)")
+          :format(tostring(ep.id), dim)
       end
-      for k = 1, dim do buf[k - 1] = emb[k] end
-      e.embedding = buf
-    else
-      e.embedding = emb
+      e.id = ep.id
+      e.content = ep.content or ""
+      e.created_at = ep.created_at or 0
+      e.last_access = ep.last_access or 0
+      e.access_count = ep.access_count or 0
+      e.strength = ep.strength or 1
+      if C.engram_store_import_add(self.ptr, e) ~= 0 then
+        return last_error()
+      end
     end
-    e.id = ep.id
-    e.content = ep.content or ""
-    e.created_at = ep.created_at or 0
-    e.last_access = ep.last_access or 0
-    e.access_count = ep.access_count or 0
-    e.strength = ep.strength or 1
-    if C.engram_store_import_add(self.ptr, e) ~= 0 then
-      local err = last_error()
-      C.engram_store_import_abort(self.ptr)
-      return nil, err
+  end
+  local ok, err = pcall(add_all)
+  if not ok or err then
+    C.engram_store_import_abort(self.ptr)
+    if not ok then
+      error(err, 2)   -- a field that does not convert (an id that is not a number): misuse
     end
+    return nil, err
   end
   if C.engram_store_import_commit(self.ptr) ~= 0 then
     return nil, last_error()
@@ -141,6 +152,9 @@ end
 -- created_at, last_access, access_count, strength, activation, edges = {n, src, dst, weight})
 -- or nil, err.
 function Store:load(a, opts)
+  if arena.kind(a) ~= nil or type(a) ~= "cdata" then
+    error("bad argument #1 to 'load' (arena expected, got " .. type(a) .. ")", 2)
+  end
   opts = opts or {}
   local b = batch_t()
   local rc = C.engram_store_load(self.ptr, a, opts.batch or 100, opts.context or 256, opts.now or 0, b)
@@ -169,8 +183,12 @@ function Store:load(a, opts)
   }
 end
 
--- Pointer and count of a view, or of a Lua array copied into the arena as ctype.
-local function column(a, v, ctype)
+-- The view kind that holds each C element type.
+local kind_of = { int64_t = "int64s", float = "floats", double = "doubles", uint32_t = "ints" }
+
+-- Pointer and count of a column: a view of the matching kind, or a Lua array copied into the
+-- arena as ctype. Raises (blaming the caller of commit) for a view of another kind.
+local function column(a, v, ctype, what)
   if v == nil then
     return nil, 0
   end
@@ -179,6 +197,10 @@ local function column(a, v, ctype)
     local p = ffi.cast(ctype .. " *", a:alloc(n * ffi.sizeof(ctype), 64) or error("arena: out of memory", 3))
     for i = 1, n do p[i - 1] = v[i] end
     return p, n
+  end
+  local kind = arena.kind(v)
+  if kind ~= kind_of[ctype] then
+    error(("bad changes: %s must be a Lua array or %s (got %s)"):format(what, kind_of[ctype], kind or type(v)), 3)
   end
   return ffi.cast(ctype .. " *", v:pointer()), #v
 end
@@ -196,38 +218,51 @@ function Store:commit(a, b, changes)
   c.now = changes.now or 0
   local n
   if changes.consolidated then
-    c.consolidated_ids, n = column(a, changes.consolidated, "int64_t")
+    c.consolidated_ids, n = column(a, changes.consolidated, "int64_t", "consolidated")
     c.n_consolidated = n
   end
   local u = changes.updates
   if u then
-    local nn, ns, na
-    c.update_ids, nn = column(a, u.ids, "int64_t")
-    c.update_strength, ns = column(a, u.strength, "float")
-    c.update_activation, na = column(a, u.activation, "float")
-    if nn ~= ns or nn ~= na then
-      error(("bad updates (ids %d, strength %d, activation %d: lengths differ)"):format(nn, ns, na), 2)
+    local nn, ns, na, nl
+    c.update_ids, nn = column(a, u.ids, "int64_t", "updates.ids")
+    c.update_strength, ns = column(a, u.strength, "float", "updates.strength")
+    c.update_activation, na = column(a, u.activation, "float", "updates.activation")
+    if u.last_access then
+      c.update_last_access, nl = column(a, u.last_access, "double", "updates.last_access")
+    end
+    if nn ~= ns or nn ~= na or (nl and nl ~= nn) then
+      error(("bad changes: updates have %d ids, %d strengths, %d activations%s (lengths differ)")
+        :format(nn, ns, na, nl and (", " .. nl .. " last_access") or ""), 2)
     end
     c.n_updates = nn
   end
   local e = changes.edges
   if e then
     local n1, n2, n3
-    c.edge_src, n1 = column(a, e.src, "int64_t")
-    c.edge_dst, n2 = column(a, e.dst, "int64_t")
-    c.edge_weight, n3 = column(a, e.weight, "float")
+    c.edge_src, n1 = column(a, e.src, "int64_t", "edges.src")
+    c.edge_dst, n2 = column(a, e.dst, "int64_t", "edges.dst")
+    c.edge_weight, n3 = column(a, e.weight, "float", "edges.weight")
     if n1 ~= n2 or n1 ~= n3 then
-      error(("bad edges (src %d, dst %d, weight %d: lengths differ)"):format(n1, n2, n3), 2)
+      error(("bad changes: edges have %d src, %d dst, %d weights (lengths differ)"):format(n1, n2, n3), 2)
     end
     c.n_edges = n1
   end
   local p = changes.patterns
   if p and p.count and p.count > 0 then
-    c.n_patterns = p.count
+    local count, dim = p.count, self:dim()
+    if arena.kind(p.centroids) ~= "matrix" or p.centroids.cols ~= dim or p.centroids.rows < count then
+      error(("bad changes: patterns.centroids must be a matrix of at least %d rows of %d floats"):format(count, dim), 2)
+    end
+    local ns, no, nm
+    c.pattern_strength, ns = column(a, p.strength, "float", "patterns.strength")
+    c.pattern_offsets, no = column(a, p.offsets, "uint32_t", "patterns.offsets")
+    c.pattern_members, nm = column(a, p.members, "int64_t", "patterns.members")
+    if ns < count or no < count + 1 or c.pattern_offsets[count] > nm then
+      error(("bad changes: %d patterns need %d strengths, %d offsets and as many members as the last offset "
+        .. "(got %d, %d, %d)"):format(count, count, count + 1, ns, no, nm), 2)
+    end
+    c.n_patterns = count
     c.pattern_centroids = p.centroids:pointer()
-    c.pattern_strength = column(a, p.strength, "float")
-    c.pattern_offsets = column(a, p.offsets, "uint32_t")
-    c.pattern_members = column(a, p.members, "int64_t")
     c.pattern_merge = p.merge or 0
   end
   if C.engram_store_commit(self.ptr, c) ~= 0 then

@@ -401,6 +401,87 @@ TEST(a_batch_that_does_not_fit_the_arena_is_an_error_and_releases_its_claims)
   engram_store_close(s);
 }
 
+TEST(an_empty_store_loads_nothing_without_needing_arena_room)
+{
+  engram_store *s = open_store("empty.db", 768, 1);
+  engram_arena *a = arena(4096);                /* far too small for 100 + 256 rows of 768 */
+  engram_batch b;
+  CHECK_EQ(engram_store_load(s, a, 100, 256, 0, &b), 0);
+  CHECK_EQ(b.n, 0);
+  CHECK_EQ(engram_arena_used(a), 0);
+  engram_arena_destroy(a);
+  engram_store_close(s);
+}
+
+TEST(a_release_that_fails_stays_pending_and_a_later_call_gives_the_claims_back)
+{
+  engram_store_config c = { .path = db_path("busy.db"), .dim = DIM, .create = 1, .busy_timeout_ms = 1 };
+  engram_store *s = engram_store_open(&c);
+  import(s, 1, 20);
+  engram_arena *a = arena(1 << 20);
+  engram_batch b1, b2;
+  CHECK_EQ(engram_store_load(s, a, 5, 0, 0, &b1), 0);
+  CHECK_EQ(engram_store_load(s, a, 5, 0, 0, &b2), 0);
+  sqlite3 *other;
+  CHECK_EQ(sqlite3_open(db_path("busy.db"), &other), SQLITE_OK);
+  CHECK_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);   /* hold the write lock */
+  CHECK(engram_store_release_pending(s) != 0);
+  CHECK_CONTAINS(engram_last_error(), "store: releasing claims failed");
+  CHECK_EQ(sqlite3_exec(other, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(other);
+  CHECK_EQ(engram_store_release_pending(s), 0);
+  CHECK_EQ(counts(s).claims, 0);
+  engram_arena_destroy(a);
+  engram_store_close(s);
+}
+
+TEST(a_row_another_burst_wrote_since_the_load_keeps_that_bursts_values)
+{
+  engram_store *s = open_store("race.db", DIM, 1);
+  import(s, 1, 4);
+  engram_arena *a = arena(1 << 20);
+  engram_batch b;
+  CHECK_EQ(engram_store_load(s, a, 4, 0, 1000, &b), 0);
+  /* another burst writes memory b.ids[0] first */
+  engram_store_changes other;
+  ENGRAM_STRUCT_INIT(other, ENGRAM_STORE_CHANGES_VERSION);
+  float st0 = 0.9f, ac0 = 0.5f;
+  other.now = 2000;
+  other.n_updates = 1;
+  other.update_ids = &b.ids[0];
+  other.update_strength = &st0;
+  other.update_activation = &ac0;
+  CHECK_EQ(engram_store_commit(s, &other), 0);
+  /* this burst's commit, conditional on what it loaded */
+  engram_store_changes c = changes_for(&b);
+  float st[4] = { 0.1f, 0.1f, 0.1f, 0.1f }, ac[4] = { 0, 0, 0, 0 };
+  c.now = 3000;
+  c.n_updates = 4;
+  c.update_ids = b.ids;
+  c.update_strength = st;
+  c.update_activation = ac;
+  c.update_last_access = b.last_access;
+  CHECK_EQ(engram_store_commit(s, &c), 0);
+  sqlite3 *db;
+  sqlite3_open(db_path("race.db"), &db);
+  sqlite3_stmt *q;
+  sqlite3_prepare_v2(db, "SELECT id, strength FROM memories ORDER BY id", -1, &q, NULL);
+  int kept = 0, written = 0;
+  while (sqlite3_step(q) == SQLITE_ROW) {
+    double v = sqlite3_column_double(q, 1);
+    if (sqlite3_column_int64(q, 0) == b.ids[0])
+      kept += fabs(v - 0.9) < 1e-6;
+    else
+      written += fabs(v - 0.1) < 1e-6;
+  }
+  sqlite3_finalize(q);
+  sqlite3_close(db);
+  CHECK_EQ(kept, 1);
+  CHECK_EQ(written, 3);
+  engram_arena_destroy(a);
+  engram_store_close(s);
+}
+
 /* ---- kill -9 in the middle of a commit ---- */
 
 static void commit_forever(void *arg)
@@ -548,6 +629,9 @@ int main(void)
   RUN(invalid_changes_are_refused_before_anything_is_written);
   RUN(load_brings_neighbours_recent_context_and_edges_as_row_indices);
   RUN(a_batch_that_does_not_fit_the_arena_is_an_error_and_releases_its_claims);
+  RUN(an_empty_store_loads_nothing_without_needing_arena_room);
+  RUN(a_release_that_fails_stays_pending_and_a_later_call_gives_the_claims_back);
+  RUN(a_row_another_burst_wrote_since_the_load_keeps_that_bursts_values);
   RUN(a_process_killed_mid_commit_leaves_the_previous_burst_intact);
   RUN(two_workers_on_one_store_consolidate_every_episode_exactly_once);
   char cmd[300];
