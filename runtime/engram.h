@@ -1146,6 +1146,12 @@ ENGRAM_API int engram_store_release_pending(engram_store *s);
  * snapshots can keep frames from being copied: they are copied by a later call. */
 ENGRAM_API int engram_store_checkpoint(engram_store *s, int *wal_pages);
 
+/* Labels kept in the store (its meta table) for whoever made it, e.g. "generator". Keys
+ * starting with "engram." and "dim" are reserved. get copies the value into buf[cap] and
+ * returns 0, or ENGRAM_ERANGE when the key is not set (buf is then ""). */
+ENGRAM_API int engram_store_meta_set(engram_store *s, const char *key, const char *value);
+ENGRAM_API int engram_store_meta_get(engram_store *s, const char *key, char *buf, size_t cap);
+
 #define ENGRAM_STORE_SUMMARY_VERSION 1
 
 /* The strength distribution of all memories, for reports. */

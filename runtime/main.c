@@ -54,7 +54,8 @@ static const char usage_text[] =
   "import FILE --db PATH  load JSON Lines episodes (id, content, embedding, created_at, ...)\n"
   "                       into the store, creating it if needed; all or nothing\n"
   "demo                   generate clustered 768-d episodes over six weeks into a fresh store\n"
-  "                       (default engram-demo.db, 3000 episodes), consolidate them all with\n"
+  "                       (default engram-demo.db, 3000 episodes; an existing file is replaced\n"
+  "                       only if the demo made it), consolidate them all with\n"
   "                       scripts/consolidate.lua and print what changed\n"
   "\n"
   "environment: ENGRAM_ARENA_SIZE, ENGRAM_ARENA_OVERFLOW, ENGRAM_ARENA_HUGEPAGES,\n"
@@ -542,7 +543,8 @@ static const char demo_script[] =
   "return function(burst)\n"
   "  local p = burst.params\n"
   "  if p.step == 'generate' then\n"
-  "    local info = demo.generate{ path = p.db, episodes = p.episodes, seed = p.seed }\n"
+  "    local info, err = demo.generate{ path = p.db, episodes = p.episodes, seed = p.seed }\n"
+  "    if not info then io.stderr:write('engram-run: ', err, '\\n') return false end\n"
   "    local s = assert(store.open{ path = p.db })\n"
   "    before = demo.snapshot(s)\n"
   "    s:close()\n"
@@ -643,7 +645,8 @@ static int run_demo(int argc, char **argv)
   char *json;
   engram_param gen[] = { { "step", "generate", 0 }, { "db", db, 0 }, { "episodes", NULL, (double)episodes },
                          { "seed", NULL, (double)seed } };
-  if (run_once(trt, tool, gen, 4, &json) != 0) {
+  if (run_once(trt, tool, gen, 4, &json) != 0 || strcmp(json, "false") == 0) {
+    free(json);
     engram_runtime_destroy(trt);
     return EXIT_FAILED;
   }

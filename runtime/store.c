@@ -1038,6 +1038,42 @@ int engram_store_checkpoint(engram_store *s, int *wal_pages)
   return 0;
 }
 
+int engram_store_meta_set(engram_store *s, const char *key, const char *value)
+{
+  if (!key || !*key || !value || strcmp(key, "dim") == 0 || strncmp(key, "engram.", 7) == 0)
+    return engram_fail(ENGRAM_EINVAL, "store: meta key '%s' is empty or reserved", key ? key : "(null)");
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)", -1, &st, NULL) != SQLITE_OK)
+    return db_fail(s, "writing meta");
+  sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+  int r = sqlite3_step(st);
+  sqlite3_finalize(st);
+  return r == SQLITE_DONE ? 0 : db_fail(s, "writing meta");
+}
+
+int engram_store_meta_get(engram_store *s, const char *key, char *buf, size_t cap)
+{
+  if (cap)
+    buf[0] = '\0';
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key = ?1", -1, &st, NULL) != SQLITE_OK)
+    return db_fail(s, "reading meta");
+  sqlite3_bind_text(st, 1, key ? key : "", -1, SQLITE_STATIC);
+  int r = sqlite3_step(st), rc = 0;
+  if (r == SQLITE_ROW) {
+    const unsigned char *v = sqlite3_column_text(st, 0);
+    if (cap)
+      snprintf(buf, cap, "%s", v ? (const char *)v : "");
+  } else if (r == SQLITE_DONE) {
+    rc = engram_fail(ENGRAM_ERANGE, "store: meta key '%s' is not set", key ? key : "");
+  } else {
+    rc = db_fail(s, "reading meta");
+  }
+  sqlite3_finalize(st);
+  return rc;
+}
+
 /* ---- summary ------------------------------------------------------------------------------ */
 
 static double scalar(engram_store *s, const char *sql, int64_t arg, int *rc)

@@ -349,6 +349,8 @@ int engram_store_commit(engram_store *s, const engram_store_changes *c);
 int engram_store_release(engram_store *s, uint64_t claim);
 int engram_store_release_pending(engram_store *s);
 int engram_store_checkpoint(engram_store *s, int *wal_pages);
+int engram_store_meta_set(engram_store *s, const char *key, const char *value);
+int engram_store_meta_get(engram_store *s, const char *key, char *buf, size_t cap);
 typedef struct engram_store_summary {
   uint32_t struct_size; uint32_t struct_version; int64_t memories;
   double strength_mean; double strength_min; double strength_p10; double strength_p50; double strength_p90;

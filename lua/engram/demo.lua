@@ -47,7 +47,8 @@ local topics_words = {
 
 -- Generate opts.episodes episodes (default 3000) of opts.dim (768) into a fresh store at
 -- opts.path (an existing file there is replaced). opts.topics (40), opts.weeks (6), opts.seed (7),
--- opts.now (the current time). Returns { episodes, topics, dim, now }.
+-- opts.now (the current time). Returns { episodes, topics, dim, now }, or nil, err when the file
+-- exists and is not a store this function made (it is never replaced then).
 function M.generate(opts)
   local n = opts.episodes or 3000
   local dim = opts.dim or 768
@@ -56,8 +57,25 @@ function M.generate(opts)
   local now = opts.now or os.time()
   local uniform, normal = rng(opts.seed or 7)
 
+  -- A fresh file each time, but never at the cost of a store the demo did not make.
+  local f = io.open(opts.path, "rb")
+  if f then
+    local size = f:seek("end")
+    f:close()
+    local old = size > 0 and store.open{ path = opts.path }
+    local ours = old and old:meta("generator") == "engram.demo"
+    if old then old:close() end
+    if size > 0 and not ours then
+      return nil, ("demo: refusing to replace '%s': it is not a store the demo made "
+        .. "(remove it, or choose another --db)"):format(opts.path)
+    end
+  end
   for _, suffix in ipairs{ "", "-wal", "-shm" } do os.remove(opts.path .. suffix) end
-  local s = assert(store.open{ path = opts.path, dim = dim, create = true })
+  local s, err = store.open{ path = opts.path, dim = dim, create = true }
+  if not s then
+    return nil, err
+  end
+  assert(s:set_meta("generator", "engram.demo"))
 
   -- topic centres (unit vectors) and spreads
   local centres = ffi.new("float[?]", ntopics * dim)

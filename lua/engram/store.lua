@@ -80,6 +80,23 @@ function Store:counts()
   }
 end
 
+-- A label kept in the store (nil when unset), and setting one (keys "dim" and "engram.*" are
+-- reserved). set_meta returns true, or nil, err.
+function Store:meta(key)
+  local buf = ffi.new("char[?]", 1024)
+  if C.engram_store_meta_get(self.ptr, key, buf, 1024) ~= 0 then
+    return nil
+  end
+  return ffi_string(buf)
+end
+
+function Store:set_meta(key, value)
+  if C.engram_store_meta_set(self.ptr, key, tostring(value)) ~= 0 then
+    return nil, last_error()
+  end
+  return true
+end
+
 -- The strength distribution and averages of the whole store (for reports).
 function Store:summary()
   local c = ffi.new("engram_store_summary")

@@ -177,7 +177,7 @@ TEST(import_lands_a_file_whole_or_exits_1_naming_line_and_column)
 TEST(demo_generates_consolidates_and_reports)
 {
   NEED_BIN();
-  char db[64], args[256];
+  char db[64], args[512];
   snprintf(db, sizeof db, "/tmp/engram-cli-demo-%d.db", (int)getpid());
   snprintf(args, sizeof args, "demo --db %s --episodes 400 --workers 2", db);
   CHECK_EQ(run(args), 0);
@@ -186,6 +186,19 @@ TEST(demo_generates_consolidates_and_reports)
   CHECK_CONTAINS(out, "  unconsolidated                  400            0\n");
   CHECK_CONTAINS(out, "bursts on 2 workers");
   CHECK_STR(err, "");
+  CHECK_EQ(run(args), 0);          /* its own store: replaced */
+  char other[96];
+  snprintf(other, sizeof other, "/tmp/engram-cli-notdemo-%d.db", (int)getpid());
+  snprintf(args, sizeof args, "import spec/fixtures/episodes_good.jsonl --db %s", other);
+  CHECK_EQ(run(args), 0);
+  snprintf(args, sizeof args, "demo --db %s --episodes 100", other);
+  CHECK_EQ(run(args), 1);          /* a store it did not make: refused, kept */
+  char want[256];
+  snprintf(want, sizeof want, "engram-run: demo: refusing to replace '%s': it is not a store the demo made "
+           "(remove it, or choose another --db)\n", other);
+  CHECK_STR(err, want);
+  snprintf(args, sizeof args, "rm -f %s %s-wal %s-shm", other, other, other);
+  CHECK_EQ(system(args), 0);
   CHECK_EQ(run("demo --episodes 5"), 2);
   CHECK_CONTAINS(err, "bad --episodes '5' (expected a whole number from 100 to 1000000)");
   snprintf(args, sizeof args, "rm -f %s %s-wal %s-shm", db, db, db);
