@@ -672,10 +672,17 @@ static int run_demo(int argc, char **argv)
   }
   size_t window = 2 * (size_t)c.workers;
   engram_burst **ring = calloc(window, sizeof *ring);
+  /* per burst: the stage times and their total (ms), NSTAGES + 1 doubles */
   size_t cap_t = 1024, nt = 0;
-  double *timing[NSTAGES], *total = malloc(cap_t * sizeof *total);
-  for (size_t k = 0; k < NSTAGES; k++)
-    timing[k] = malloc(cap_t * sizeof(double));
+  double *times = malloc(cap_t * (NSTAGES + 1) * sizeof *times);
+  if (!ring || !times) {
+    fprintf(stderr, "engram-run: out of memory\n");
+    free(ring);
+    free(times);
+    engram_runtime_destroy(rt);
+    engram_runtime_destroy(trt);
+    return EXIT_FAILED;
+  }
   int tty = isatty(1) && isatty(2), empty = 0, failed = 0;
   uint64_t submitted = 0, done = 0, consolidated = 0;
   double started = now_s(), last = 0;
@@ -700,18 +707,22 @@ static int run_demo(int argc, char **argv)
         empty = 1;
       } else {
         consolidated += (uint64_t)n;
-        if (nt == cap_t) {
-          cap_t *= 2;
-          total = realloc(total, cap_t * sizeof *total);
-          for (size_t k = 0; k < NSTAGES; k++)
-            timing[k] = realloc(timing[k], cap_t * sizeof(double));
+        if (nt == cap_t) {   /* without memory for more samples the run goes on, the report uses fewer */
+          double *grown = realloc(times, 2 * cap_t * (NSTAGES + 1) * sizeof *times);
+          if (grown) {
+            times = grown;
+            cap_t *= 2;
+          }
         }
-        total[nt] = 0;
-        for (size_t k = 0; k < NSTAGES; k++) {
-          timing[k][nt] = json_number(strstr(r, "\"timings\":"), stage_names[k]) * 1e3;
-          total[nt] += timing[k][nt];
+        if (nt < cap_t) {
+          double *row = times + nt * (NSTAGES + 1);
+          row[NSTAGES] = 0;
+          for (size_t k = 0; k < NSTAGES; k++) {
+            row[k] = json_number(strstr(r, "\"timings\":"), stage_names[k]) * 1e3;
+            row[NSTAGES] += row[k];
+          }
+          nt++;
         }
-        nt++;
       }
     }
     engram_burst_release(b);
@@ -737,14 +748,16 @@ static int run_demo(int argc, char **argv)
   char extra[1024];
   int len = snprintf(extra, sizeof extra, "  %llu bursts on %u workers in %.2f s (%.0f bursts/s); per burst (ms, median):",
                      (unsigned long long)nt, c.workers, seconds, seconds > 0 ? (double)nt / seconds : 0.0);
-  for (size_t k = 0; k < NSTAGES && len > 0 && (size_t)len < sizeof extra; k++)
-    len += snprintf(extra + len, sizeof extra - (size_t)len, " %s %.2f,", stage_names[k], median(timing[k], nt));
-  if (len > 0 && (size_t)len < sizeof extra)
-    snprintf(extra + len, sizeof extra - (size_t)len, " total %.2f", median(total, nt));
+  double *col = malloc((nt ? nt : 1) * sizeof *col);
+  for (size_t k = 0; col && k <= NSTAGES && len > 0 && (size_t)len < sizeof extra; k++) {
+    for (size_t i = 0; i < nt; i++)
+      col[i] = times[i * (NSTAGES + 1) + k];
+    len += snprintf(extra + len, sizeof extra - (size_t)len, k < NSTAGES ? " %s %.2f," : " %s %.2f",
+                    k < NSTAGES ? stage_names[k] : "total", median(col, nt));
+  }
+  free(col);
   engram_runtime_destroy(rt);
-  for (size_t k = 0; k < NSTAGES; k++)
-    free(timing[k]);
-  free(total);
+  free(times);
   free(ring);
   if (!failed) {
     engram_param rep[] = { { "step", "report", 0 }, { "db", db, 0 }, { "extra", extra, 0 } };

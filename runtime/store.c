@@ -617,7 +617,8 @@ int engram_store_load(engram_store *s, engram_arena *a, uint32_t batch, uint32_t
     pending_add(s, out->claim);
   uint32_t total = n;
 
-  /* Context: out-neighbours in the graph first, then the most recently consolidated memories. A context
+  /* Context: out-neighbours in the graph first, then the newest consolidated memories (by creation
+   * time). A context
    * row that no longer exists keeps an occupied map slot that maps to no row (INT32_MAX). */
   if (n > 0 && context > 0) {
     int64_t *cand = engram_arena_alloc_array(a, context, sizeof(int64_t), 8);

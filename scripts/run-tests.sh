@@ -7,8 +7,10 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-BUILD=${BUILD:-build/${MODE:-release}}
+# MODE and BUILD name the same build; either may be given (MODE wins the default of BUILD).
+if [ -z "${MODE:-}" ] && [ -n "${BUILD:-}" ]; then MODE=$(basename "$BUILD"); fi
 MODE=${MODE:-release}
+BUILD=${BUILD:-build/$MODE}
 c_only=0
 [ "${1:-}" = "--c-only" ] && c_only=1
 
@@ -43,6 +45,10 @@ count_c() {  # $1 = name, $2 = output file, $3 = exit status
 }
 
 echo "== C tests ($MODE)"
+if ! ls "$BUILD"/spec/test_* >/dev/null 2>&1; then
+  echo "not ok - no C test programs in $BUILD/spec (build them with: make MODE=$MODE tests)"
+  failed=$((failed + 1))
+fi
 for t in "$BUILD"/spec/test_*; do
   case "$t" in *.d) continue ;; esac
   [ -x "$t" ] || continue

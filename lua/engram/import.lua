@@ -19,11 +19,13 @@ local function last_error()
   return ffi.string(C.engram_last_error())
 end
 
+-- True when path holds something (an empty file, as `touch` leaves, is made a store).
 local function exists(path)
   local f = io.open(path, "rb")
   if f then
+    local size = f:seek("end")
     f:close()
-    return true
+    return size > 0
   end
   return false
 end
