@@ -200,25 +200,21 @@ TEST(arena_n_near_size_max_never_wraps)
   engram_arena_destroy(f);
 }
 
-TEST(arena_out_of_memory_message_as_in_readme)
+/* The out-of-memory message as the README and the header (engram_last_error) show it. */
+TEST(arena_out_of_memory_messages_as_documented)
 {
-  engram_arena *a = arena_of(65536, ENGRAM_OVERFLOW_ERROR);
-  CHECK(engram_arena_alloc_aligned(a, 4000, 64) != NULL);
-  CHECK(engram_arena_alloc_aligned(a, 80000, 64) == NULL);
-  CHECK_STR(engram_last_error(),
-            "arena: out of memory (requested 80000 bytes, align 64; 4000 of 65536 bytes used)");
-  engram_arena_destroy(a);
-}
-
-/* engram.h, engram_last_error: "(requested 4096 bytes, align 64; 1048000 of 1048576 bytes used)". */
-TEST(header_out_of_memory_example_is_the_message)
-{
-  engram_arena *a = arena_of(1048576, ENGRAM_OVERFLOW_ERROR);
-  CHECK(engram_arena_alloc_aligned(a, 1048000, 64) != NULL);
-  CHECK(engram_arena_alloc_aligned(a, 4096, 64) == NULL);
-  CHECK_STR(engram_last_error(),
-            "arena: out of memory (requested 4096 bytes, align 64; 1048000 of 1048576 bytes used)");
-  engram_arena_destroy(a);
+  static const struct { size_t cap, first, second; const char *message; } cases[] = {
+    { 65536, 4000, 80000, "arena: out of memory (requested 80000 bytes, align 64; 4000 of 65536 bytes used)" },
+    { 1048576, 1048000, 4096,
+      "arena: out of memory (requested 4096 bytes, align 64; 1048000 of 1048576 bytes used)" },
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    engram_arena *a = arena_of(cases[i].cap, ENGRAM_OVERFLOW_ERROR);
+    CHECK(engram_arena_alloc_aligned(a, cases[i].first, 64) != NULL);
+    CHECK(engram_arena_alloc_aligned(a, cases[i].second, 64) == NULL);
+    CHECK_STR(engram_last_error(), cases[i].message);
+    engram_arena_destroy(a);
+  }
 }
 
 TEST(arena_reset_gives_everything_back_and_counts)
@@ -1963,8 +1959,7 @@ int main(int argc, char **argv)
   RUN(arena_zero_bytes_is_a_valid_aligned_pointer);
   RUN(arena_array_overflow_is_eoverflow);
   RUN(arena_n_near_size_max_never_wraps);
-  RUN(arena_out_of_memory_message_as_in_readme);
-  RUN(header_out_of_memory_example_is_the_message);
+  RUN(arena_out_of_memory_messages_as_documented);
   RUN(arena_reset_gives_everything_back_and_counts);
   RUN(arena_query_checks_size_and_version);
   RUN(arena_marks_nest_and_stale_marks_are_refused);
