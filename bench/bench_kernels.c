@@ -467,16 +467,22 @@ static void run_mvec_exp(void *p) { decay_case *c = p; mvec_exp(c->s, c->t, c->n
 static void run_mvec_pow(void *p) { decay_case *c = p; mvec_pow(c->s, c->t, c->n, c->uinv, c->beta); }
 static void run_scalar_exp(void *p) { decay_case *c = p; scalar_exp(c->s, c->t, c->n, c->c); }
 
-/* Time candidates on fresh strengths each sample (the copy is not timed). */
-static void race_decay(int nc, fn *f, decay_case *c, int rounds, double *med)
+/* Time candidates on fresh strengths each call (the copy is not timed). A sample is the sum of
+ * reps such calls: one 10,000-element call lasts about 12 us, where a single reading was
+ * dominated by jitter (the libmvec anchor read 31-49 us across runs). */
+static void race_decay(int nc, fn *f, decay_case *c, int rounds, int reps, double *med)
 {
   double t[4][16];
   for (int r = 0; r < rounds; r++)
     for (int k = 0; k < nc; k++) {
-      reset_s(c);
-      uint64_t t0 = bench_now_ns();
-      f[k](c);
-      t[k][r] = (double)(bench_now_ns() - t0);
+      uint64_t sum = 0;
+      for (int i = 0; i < reps; i++) {
+        reset_s(c);
+        uint64_t t0 = bench_now_ns();
+        f[k](c);
+        sum += bench_now_ns() - t0;
+      }
+      t[k][r] = (double)sum / reps;
     }
   for (int k = 0; k < nc; k++)
     med[k] = bench_median(t[k], (size_t)rounds);
@@ -508,7 +514,7 @@ static void bench_decay(void)
       fn f[3] = { run_ours_decay, model ? run_mvec_pow : run_mvec_exp, run_scalar_exp };
       double tm[3];
       int rounds = n >= 50000000 ? 5 : 9, nc = (model == 0 && n <= 1000000) ? 3 : 2;
-      race_decay(nc, f, &c, rounds, tm);
+      race_decay(nc, f, &c, rounds, n <= 10000 ? 32 : 1, tm);
       double ge = (double)n / tm[0];
       double ratio = tm[1] / tm[0];
       double bound = 12.0 * n / bw8;
