@@ -532,7 +532,8 @@ static void out_table(lua_State *L, struct engram_host *h, struct host_call *c, 
                  path, luaL_typename(L, -1));
     }
   }
-  qsort(keys, count, sizeof *keys, key_cmp);   /* moves the entries: number keys re-point below */
+  if (count > 1)   /* an empty table has no key array (qsort wants a valid pointer even for 0) */
+    qsort(keys, count, sizeof *keys, key_cmp);   /* moves the entries: number keys re-point below */
   out_bytes(L, c, "{", 1);
   for (size_t i = 0; i < count; i++) {
     struct json_key *e = &keys[i];
