@@ -28,6 +28,7 @@
  *   (states_abandoned).
  */
 #include "host.h"
+#include "text.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -387,26 +388,6 @@ static void out_str(lua_State *L, struct host_call *c, const char *s)
   out_bytes(L, c, s, strlen(s));
 }
 
-/* Length of the valid UTF-8 sequence at s (n bytes left), or 0. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-  size_t len;
-  uint32_t cp;
-  if (s[0] < 0xC2) return 0;
-  else if (s[0] < 0xE0) { len = 2; cp = s[0] & 0x1F; }
-  else if (s[0] < 0xF0) { len = 3; cp = s[0] & 0x0F; }
-  else if (s[0] < 0xF5) { len = 4; cp = s[0] & 0x07; }
-  else return 0;
-  if (len > n) return 0;
-  for (size_t i = 1; i < len; i++) {
-    if ((s[i] & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (s[i] & 0x3F);
-  }
-  if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
-    return 0;
-  return len;
-}
-
 /* A JSON string; bytes that are not UTF-8 become U+FFFD. */
 static void out_json_string(lua_State *L, struct host_call *c, const char *s, size_t n)
 {
@@ -423,7 +404,7 @@ static void out_json_string(lua_State *L, struct host_call *c, const char *s, si
     else if (ch == '\r') esc = "\\r";
     else if (ch == '\t') esc = "\\t";
     else if (ch < 0x20) { snprintf(buf, sizeof buf, "\\u%04x", ch); esc = buf; }
-    else if (ch >= 0x80 && !(step = utf8_len((const unsigned char *)s + i, n - i))) { esc = "\\ufffd"; step = 1; }
+    else if (ch >= 0x80 && !(step = engram_utf8_len((const unsigned char *)s + i, n - i))) { esc = "\\ufffd"; step = 1; }
     if (esc) {
       out_bytes(L, c, s + i - run, run);
       run = 0;

@@ -8,6 +8,7 @@
  * is picked up and reported without a system call on either side.
  */
 #include "host.h"
+#include "text.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -1018,52 +1019,18 @@ int engram_runtime_stats_get(engram_runtime *rt, engram_runtime_stats *out)
   return 0;
 }
 
-struct sbuf {
-  char *p;
-  size_t n, cap;
-  int oom;
-};
-
-static void sb_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(struct sbuf *b, const char *fmt, ...)
-{
-  for (;;) {
-    va_list ap;
-    va_start(ap, fmt);
-    int k = vsnprintf(b->p ? b->p + b->n : NULL, b->p ? b->cap - b->n : 0, fmt, ap);
-    va_end(ap);
-    if (k < 0 || b->oom)
-      return;
-    if (b->p && (size_t)k < b->cap - b->n) {
-      b->n += (size_t)k;
-      return;
-    }
-    size_t cap = b->cap ? b->cap : 1024;
-    while (cap - b->n <= (size_t)k)
-      cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (!p) {
-      b->oom = 1;
-      return;
-    }
-    b->p = p;
-    b->cap = cap;
-  }
-}
-
 char *engram_runtime_stats_json(engram_runtime *rt)
 {
   engram_runtime_stats s;
   ENGRAM_STRUCT_INIT(s, ENGRAM_RUNTIME_STATS_VERSION);
   engram_runtime_stats_get(rt, &s);
-  static const char *const overflow[] = { "error", "panic", "fallback" };
-  struct sbuf b = { 0 };
-  sb_printf(&b, "{\"workers\": %u, \"config\": {\"arena_size\": %zu, \"overflow\": \"%s\", "
+  struct engram_text b = { 0 };
+  engram_text_printf(&b, "{\"workers\": %u, \"config\": {\"arena_size\": %zu, \"overflow\": \"%s\", "
             "\"timeout_ms\": %u, \"lua_heap_limit\": %zu, \"script_cache\": %u, \"queue_capacity\": %u}, "
             "\"scripts\": %u, \"submitted\": %llu, \"rejected\": %llu, \"completed\": %llu, "
             "\"cancelled\": %llu, \"queued\": %llu, "
             "\"latency_ns\": {\"p50\": %llu, \"p99\": %llu, \"max\": %llu}, \"per_worker\": [",
-            s.workers, rt->config.arena_size, overflow[rt->config.overflow], rt->config.timeout_ms,
+            s.workers, rt->config.arena_size, engram_overflow_name(rt->config.overflow), rt->config.timeout_ms,
             rt->config.lua_heap_limit, rt->config.script_cache, rt->config.queue_capacity, s.scripts,
             (unsigned long long)s.submitted, (unsigned long long)s.rejected,
             (unsigned long long)s.completed, (unsigned long long)s.cancelled,
@@ -1073,7 +1040,7 @@ char *engram_runtime_stats_json(engram_runtime *rt)
     engram_worker_stats w;
     ENGRAM_STRUCT_INIT(w, ENGRAM_RUNTIME_STATS_VERSION);
     engram_runtime_worker_stats(rt, i, &w);
-    sb_printf(&b, "%s{\"worker\": %u, \"bursts\": %llu, \"errors\": %llu, \"timeouts\": %llu, "
+    engram_text_printf(&b, "%s{\"worker\": %u, \"bursts\": %llu, \"errors\": %llu, \"timeouts\": %llu, "
               "\"heap_limit_hits\": %llu, \"states_created\": %llu, \"states_abandoned\": %llu, "
               "\"cache\": {\"hits\": %llu, \"misses\": %llu, \"evictions\": %llu}, "
               "\"arena\": {\"capacity\": %llu, \"high_water\": %llu}, "
@@ -1089,7 +1056,7 @@ char *engram_runtime_stats_json(engram_runtime *rt)
               (unsigned long long)w.latency_p50_ns, (unsigned long long)w.latency_p99_ns,
               (unsigned long long)w.latency_max_ns);
   }
-  sb_printf(&b, "]}");
+  engram_text_printf(&b, "]}");
   if (b.oom) {
     free(b.p);
     engram_fail(ENGRAM_ENOMEM, "runtime: out of memory for the stats report");
