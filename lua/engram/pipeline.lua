@@ -16,18 +16,19 @@
 -- kernel's or store's message; the host turns that into the burst's error (and the store then
 -- keeps its previous state: nothing is written before P.store's single transaction).
 local ffi = require("ffi")
-local C = require("engram.lib")
 local parse = require("engram.parse")
+local K = require("engram.kernels")
 
 local M = {}
 
-local ffi_string = ffi.string
-local floor, exp, sqrt = math.floor, math.exp, math.sqrt
+local floor, sqrt = math.floor, math.sqrt
 
-local function check(rc, what)
-  if rc ~= 0 then
-    error(what .. ": " .. ffi_string(C.engram_last_error()), 3)
+-- A kernel's (result or nil, err) as the stage's error, blaming the stage's caller.
+local function need(stage, ok, err)
+  if not ok then
+    error(stage .. ": " .. tostring(err), 3)
   end
+  return ok
 end
 
 -- ---- parameters ------------------------------------------------------------------------
@@ -126,7 +127,7 @@ function M.similarity(a, b, params)
   local m = total - n
   local emb = b.embeddings:pointer()
   local inv = a:floats(total)
-  check(C.engram_sim_norms(a, emb, total, d, inv:pointer()), "similarity")
+  need("similarity", K.norms(emb, total, d, inv:pointer(), a))
   local lt, ct = params.link_threshold, params.cluster_threshold
   local lo = math.min(lt, ct)
 
@@ -135,19 +136,15 @@ function M.similarity(a, b, params)
   local np, pairs = 0, nil
   if n >= 2 then
     local pairs_cap = n * (n - 1) / 2
-    pairs = ffi.cast("engram_sim_pair *", a:alloc(pairs_cap * ffi.sizeof("engram_sim_pair"), 64)
-      or error("similarity: " .. ffi_string(C.engram_last_error()), 2))
-    local count = ffi.new("size_t[1]")
-    check(C.engram_sim_pairs(a, emb, inv:pointer(), n, d, lo, pairs, pairs_cap, count), "similarity")
-    np = tonumber(count[0])
+    pairs = ffi.cast("engram_sim_pair *", need("similarity", a:alloc(pairs_cap * ffi.sizeof("engram_sim_pair"), 64)))
+    np = need("similarity", K.pairs(emb, n, d, lo, pairs, pairs_cap, inv:pointer(), a))
   end
 
   -- batch x context: the cross matrix; count what qualifies before sizing the outputs
   local cp, ncross = nil, 0
   if n > 0 and m > 0 then
     local cross = a:floats(n * m)
-    check(C.engram_sim_cross(a, emb, inv:pointer(), n, emb + n * d, inv:pointer() + n, m, d, cross:pointer()),
-      "similarity")
+    need("similarity", K.cross(emb, n, emb + n * d, m, d, cross:pointer(), inv:pointer(), inv:pointer() + n, a))
     cp = cross:pointer()
     for k = 0, n * m - 1 do
       if cp[k] >= lo then ncross = ncross + 1 end
@@ -328,9 +325,7 @@ function M.graph(a, b, links)
     tp[at], wq[at] = dp[k], wp[k]
     fp[s] = at + 1
   end
-  local csr = ffi.new("engram_csr")
-  csr.n, csr.nedges, csr.offsets, csr.targets, csr.weights = total, e, op, tp, wq
-  return { csr = csr, offsets = offsets, targets = targets, weights = weights, nedges = e }
+  return { csr = K.csr(total, e, op, tp, wq), offsets = offsets, targets = targets, weights = weights, nedges = e }
 end
 
 -- ---- spread ------------------------------------------------------------------------------------------
@@ -343,13 +338,12 @@ function M.spread(a, b, g, params)
   local seeds = a:ints(b.n)
   local sp = ffi.cast("uint32_t *", seeds:pointer())
   for r = 0, b.n - 1 do sp[r] = r end
-  local sparams = ffi.new("engram_spread_params")
-  sparams.max_depth, sparams.rate, sparams.threshold = params.spread_depth, params.spread_rate, params.spread_threshold
   local touched = a:ints(total)
-  local nt = ffi.new("size_t[1]")
-  check(C.engram_spread_bounded(a, g.csr, sp, nil, b.n, sparams, act:pointer(),
-    ffi.cast("uint32_t *", touched:pointer()), total, nt), "spread")
-  return act, { n = tonumber(nt[0]), rows = touched }
+  local nt = need("spread", K.spread_bounded(g.csr, sp, b.n, act:pointer(), {
+    max_depth = params.spread_depth, rate = params.spread_rate, threshold = params.spread_threshold,
+    touched = ffi.cast("uint32_t *", touched:pointer()), cap = total,
+  }, a))
+  return act, { n = nt, rows = touched }
 end
 
 -- ---- decay ----------------------------------------------------------------------------------------------
@@ -369,10 +363,8 @@ function M.decay(a, b, act, touched, params)
     ag[k] = now - bl[r]
     ac[k] = bc[r]
   end
-  local dp = ffi.new("engram_decay_params")
-  check(C.engram_decay_params_default(3, dp), "decay")   -- ENGRAM_DECAY_TWO_COMPONENT
-  dp.half_life, dp.beta, dp.k, dp.floor = params.half_life, params.beta, params.k, params.floor
-  check(C.engram_decay_apply(a, dp, s, ag, ac, nt), "decay")
+  need("decay", K.decay({ model = "two_component", half_life = params.half_life, beta = params.beta, k = params.k,
+                          floor = params.floor }, s, ag, nt, ac, a))
   local ap, re = act:pointer(), params.reinforce
   for k = 0, nt - 1 do
     local v = s[k] + (1 - s[k]) * re * ap[rows[k]]
