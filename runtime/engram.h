@@ -999,14 +999,17 @@ ENGRAM_API char *engram_runtime_stats_json(engram_runtime *rt);
 
 /* The memory graph in one SQLite file (WAL mode): memories (episodes with a float32 embedding of
  * a fixed dimension per store, timestamps, access count, strength, activation, a consolidated
- * flag and text content), weighted directed edges, and patterns (semantic clusters: centroid,
- * strength, member ids). The schema carries a version (PRAGMA user_version).
+ * flag, text content and its weighted out-edges), and patterns (semantic clusters: centroid,
+ * strength, member ids). The schema carries a version (PRAGMA user_version); a version 1 store
+ * is upgraded when opened.
  *
  * Thread safety: an engram_store is one SQLite connection used by one thread at a time; open one
- * per worker on the same path. Workers (and processes) coordinate through claims: a burst's load
- * claims its episodes with a lease, so two bursts never process the same episode; a burst that
- * fails releases its claims (or they expire), and its commit is one transaction, so a failed,
- * interrupted or killed burst changes nothing in the memory graph. */
+ * per worker on the same path. Connections of one process coordinate through claims kept in the
+ * process (one table per file): a burst's load claims its episodes with a lease, so two bursts
+ * never process the same episode; a burst that fails releases its claims (or they expire).
+ * Another process on the same file does not see them: when two processes pick the same episode,
+ * the later commit fails with ENGRAM_ESTATE and writes nothing. A commit is one transaction, so
+ * a failed, interrupted or killed burst changes nothing in the memory graph. */
 
 typedef struct engram_store engram_store;
 
@@ -1130,11 +1133,15 @@ typedef struct engram_store_changes {
 
 /* Apply a burst's changes atomically and release its claims. ENGRAM_ESTATE (and nothing
  * changed) when a consolidated id is not claimed by this burst (lease expired and taken by
- * another burst, or never claimed); ENGRAM_EINVAL for malformed changes (non-finite values,
- * a strength outside [0, 1], pattern offsets out of order); ENGRAM_ESTORE for SQLite errors. */
+ * another burst, or never claimed), is listed twice, or was consolidated meanwhile by another
+ * process; ENGRAM_EINVAL for malformed changes (non-finite values, a strength outside [0, 1],
+ * pattern offsets out of order) or a memory that is not in the store; ENGRAM_ESTORE for SQLite
+ * errors. Every memory named (consolidated, updated, or the source of an edge) is written with
+ * one row update. */
 ENGRAM_API int engram_store_commit(engram_store *s, const engram_store_changes *c);
 
-/* Give back a failed burst's claims (its episodes become loadable again). */
+/* Give back a failed burst's claims (its episodes become loadable again). Writes nothing to
+ * the database; always 0. */
 ENGRAM_API int engram_store_release(engram_store *s, uint64_t claim);
 
 /* Give back every claim loaded through this connection and not committed or released since:

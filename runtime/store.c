@@ -2,12 +2,17 @@
  * store.c — the SQLite memory store: schema, import, the burst's load (claims + arena copies)
  * and its commit (one transaction).
  *
- * Claims are rows of their own table, written in a short IMMEDIATE transaction by load and
- * deleted by commit or release. They are bookkeeping, never memory data: a burst that fails or
- * is killed leaves the memory graph exactly as it was, and its claims expire after the lease.
+ * A burst touches a few hundred memories; SQLite costs about a microsecond per row visited and
+ * a few per page a commit dirties, so the layout is chosen for rows and pages per burst:
+ *  - a memory's out-edges live in its own row (`memories.edges`, a packed list sorted by
+ *    target), so loading a memory brings its edges, and a commit writes each touched memory —
+ *    new strength, activation and edges together — in one row update;
+ *  - embeddings live in their own table, written once at import and never rewritten;
+ *  - claims live in the process (claims.c), so a load is a read transaction only.
  * Statements are prepared once per connection.
  */
 #include "arena.h"
+#include "claims.h"
 
 #include <fcntl.h>
 #include <math.h>
@@ -18,7 +23,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
+
+/* memories.edges: EDGE_BYTES per edge, the target id (int64) then the weight (float32), both
+ * little-endian, sorted by target, one entry per target; NULL when a memory has none. */
+#define EDGE_BYTES 12
 
 static const char schema_sql[] =
   "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
@@ -33,85 +42,69 @@ static const char schema_sql[] =
   "  strength REAL NOT NULL DEFAULT 1.0,"
   "  activation REAL NOT NULL DEFAULT 0.0,"
   "  consolidated INTEGER NOT NULL DEFAULT 0,"
-  "  content TEXT NOT NULL DEFAULT '');"
+  "  content TEXT NOT NULL DEFAULT '',"
+  "  edges BLOB);"
   "CREATE INDEX IF NOT EXISTS memories_by_state ON memories(consolidated, created_at);"
-  "CREATE TABLE IF NOT EXISTS edges("
-  "  src INTEGER NOT NULL, dst INTEGER NOT NULL, weight REAL NOT NULL,"
-  "  PRIMARY KEY(src, dst)) WITHOUT ROWID;"
   "CREATE TABLE IF NOT EXISTS patterns("
   "  id INTEGER PRIMARY KEY,"
   "  centroid BLOB NOT NULL,"
   "  strength REAL NOT NULL,"
   "  members BLOB NOT NULL,"
-  "  created_at REAL NOT NULL);"
-  "CREATE TABLE IF NOT EXISTS claims("
-  "  memory_id INTEGER PRIMARY KEY, token INTEGER NOT NULL, expires REAL NOT NULL);"
-  "CREATE INDEX IF NOT EXISTS claims_by_token ON claims(token);";
+  "  created_at REAL NOT NULL);";
 
 enum {
-  Q_CLAIM_EXPIRE, Q_CLAIM, Q_CLAIMED_ROWS, Q_NEIGHBOURS, Q_CONTEXT,
-  Q_INSERT, Q_UPDATE, Q_CHECK_CLAIM, Q_EDGE_UPSERT, Q_PATTERN, Q_RELEASE,
-  Q_COUNT, Q_PATTERNS_ALL, Q_PATTERN_UPDATE, Q_INSERT_VECTOR,
-  Q_PATTERN_ONE, Q_EDGE_UPSERT_N, Q_UPDATE_N, Q_ROWS_N, Q_EDGES_FROM_N, Q_CLAIMED_N, Q_CONSOLIDATE_N,
+  Q_UNCONSOLIDATED, Q_CONTEXT, Q_INSERT, Q_INSERT_VECTOR, Q_COUNT, Q_PATTERNS_ALL, Q_PATTERN,
+  Q_PATTERN_ONE, Q_PATTERN_UPDATE, Q_ROW_STATE, Q_ROWS_N, Q_WRITE_N,
   NQUERIES
 };
 
-/* Statements that take CHUNK rows at once (bound as one VALUES list or IN list): a burst writes
- * and reads hundreds of rows, and per-statement overhead (step, reset, VDBE setup) was a third
+/* Statements that take CHUNK rows at once (bound as one VALUES list or IN list): a burst reads
+ * and writes hundreds of rows, and per-statement overhead (step, reset, VDBE setup) was a third
  * of the cost of doing them one by one. Built at open. */
 #define CHUNK 64
 
 static const char *const query_sql[NQUERIES] = {
-  [Q_CLAIM_EXPIRE] = "DELETE FROM claims WHERE expires < ?1",
-  [Q_CLAIM] =
-    "INSERT INTO claims(memory_id, token, expires) "
-    "SELECT id, ?1, ?2 FROM memories m WHERE consolidated = 0 "
-    "AND NOT EXISTS (SELECT 1 FROM claims c WHERE c.memory_id = m.id) "
-    "ORDER BY created_at DESC, id DESC LIMIT ?3",
-  [Q_CLAIMED_ROWS] =
-    "SELECT m.id, v.vector, m.created_at, m.last_access, m.access_count, m.strength, m.activation "
-    "FROM claims c JOIN memories m ON m.id = c.memory_id JOIN embeddings v ON v.id = m.id "
-    "WHERE c.token = ?1 ORDER BY m.created_at DESC, m.id DESC",
-  /* out-neighbours only: activation spreads along out-edges, and an index on dst would double
-   * the pages every commit dirties */
-  [Q_NEIGHBOURS] =
-    "SELECT DISTINCT e.dst FROM claims c JOIN edges e ON e.src = c.memory_id WHERE c.token = ?1",
-  [Q_CONTEXT] =
-    "SELECT id FROM memories WHERE consolidated = 1 ORDER BY created_at DESC, id DESC LIMIT ?1",
+  /* newest first, straight off the index (consolidated, created_at, id) */
+  [Q_UNCONSOLIDATED] = "SELECT id FROM memories WHERE consolidated = 0 ORDER BY created_at DESC, id DESC",
+  [Q_CONTEXT] = "SELECT id FROM memories WHERE consolidated = 1 ORDER BY created_at DESC, id DESC LIMIT ?1",
   [Q_INSERT] =
     "INSERT INTO memories(id, created_at, last_access, access_count, strength, content) "
     "VALUES (?1, ?3, ?4, ?5, ?6, ?7)",
   [Q_INSERT_VECTOR] = "INSERT INTO embeddings(id, vector) VALUES (?1, ?2)",
-  [Q_UPDATE] = "UPDATE memories SET strength = ?2, activation = ?3, last_access = ?4 "
-               "WHERE id = ?1 AND (?5 IS NULL OR last_access = ?5)",
-  [Q_CHECK_CLAIM] = "SELECT token FROM claims WHERE memory_id = ?1",
-  [Q_EDGE_UPSERT] =
-    "INSERT INTO edges(src, dst, weight) VALUES (?1, ?2, ?3) "
-    "ON CONFLICT(src, dst) DO UPDATE SET weight = excluded.weight",
-  [Q_PATTERN] = "INSERT INTO patterns(centroid, strength, members, created_at) VALUES (?1, ?2, ?3, ?4)",
-  [Q_RELEASE] = "DELETE FROM claims WHERE token = ?1",
-  [Q_PATTERNS_ALL] = "SELECT id, centroid FROM patterns",
-  [Q_PATTERN_ONE] = "SELECT centroid, strength, members FROM patterns WHERE id = ?1",
-  [Q_PATTERN_UPDATE] = "UPDATE patterns SET centroid = ?2, strength = ?3, members = ?4 WHERE id = ?1",
   [Q_COUNT] =
     "SELECT (SELECT count(*) FROM memories), (SELECT count(*) FROM memories WHERE consolidated = 0), "
-    "(SELECT count(*) FROM edges), (SELECT count(*) FROM patterns), (SELECT count(*) FROM claims)",
+    "(SELECT total(length(edges)) FROM memories), (SELECT count(*) FROM patterns)",
+  [Q_PATTERNS_ALL] = "SELECT id, centroid FROM patterns",
+  [Q_PATTERN] = "INSERT INTO patterns(centroid, strength, members, created_at) VALUES (?1, ?2, ?3, ?4)",
+  [Q_PATTERN_ONE] = "SELECT centroid, strength, members FROM patterns WHERE id = ?1",
+  [Q_PATTERN_UPDATE] = "UPDATE patterns SET centroid = ?2, strength = ?3, members = ?4 WHERE id = ?1",
+  [Q_ROW_STATE] = "SELECT consolidated FROM memories WHERE id = ?1",
 };
 
 /* The SQL of the CHUNK statements: a head, CHUNK copies of a row pattern, a tail. */
 static const struct { int which; const char *head, *row, *tail; } chunk_sql[] = {
-  { Q_EDGE_UPSERT_N, "INSERT INTO edges(src, dst, weight) VALUES ", "(?,?,?)",
-    " ON CONFLICT(src, dst) DO UPDATE SET weight = excluded.weight" },
-  { Q_UPDATE_N, "UPDATE memories SET strength = v.column2, activation = v.column3, last_access = v.column4 "
-                "FROM (VALUES ", "(?,?,?,?,?)", ") AS v WHERE memories.id = v.column1 "
-                "AND (v.column5 IS NULL OR memories.last_access = v.column5)" },
-  { Q_ROWS_N, "SELECT m.id, v.vector, m.created_at, m.last_access, m.access_count, m.strength, m.activation "
-              "FROM memories m JOIN embeddings v ON v.id = m.id WHERE m.id IN (", "?", ")" },
-  { Q_EDGES_FROM_N, "SELECT src, dst, weight FROM edges WHERE src IN (", "?", ")" },
-  /* ?1 is the claim token; ids from ?2 */
-  { Q_CLAIMED_N, "SELECT count(*) FROM claims WHERE token = ?1 AND memory_id IN (", "?", ")" },
-  { Q_CONSOLIDATE_N, "UPDATE memories SET consolidated = 1, access_count = access_count + 1 "
-                     "WHERE consolidated = 0 AND id IN (", "?", ")" },
+  { Q_ROWS_N, "SELECT m.id, v.vector, m.created_at, m.last_access, m.access_count, m.strength, m.activation, "
+              "m.edges FROM memories m JOIN embeddings v ON v.id = m.id WHERE m.id IN (", "?", ")" },
+  /* One write per memory a burst touched. Columns: 1 id, 2 consolidate (0/1), 3 strength (NULL:
+   * keep), 4 activation, 5 the burst's clock, 6 last_access seen at load (NULL: don't check),
+   * 7 new out-edges (NULL: none). New values land only where last_access is still what the load
+   * saw: concurrent bursts share context rows, and the later commit would otherwise undo the
+   * earlier one's decay and reinforcement. Edges always merge. All SET expressions read the
+   * old row. `+consolidated` keeps the planner off the state index (it would scan every
+   * unconsolidated row instead of looking up 64 ids). */
+  { Q_WRITE_N,
+    "UPDATE memories SET "
+    "consolidated = CASE WHEN v.column2 THEN 1 ELSE consolidated END, "
+    "access_count = access_count + v.column2, "
+    "strength = CASE WHEN v.column3 IS NOT NULL AND (v.column6 IS NULL OR last_access = v.column6) "
+    "THEN v.column3 ELSE strength END, "
+    "activation = CASE WHEN v.column3 IS NOT NULL AND (v.column6 IS NULL OR last_access = v.column6) "
+    "THEN v.column4 ELSE activation END, "
+    "last_access = CASE WHEN v.column3 IS NOT NULL AND (v.column6 IS NULL OR last_access = v.column6) "
+    "THEN v.column5 ELSE last_access END, "
+    "edges = CASE WHEN v.column7 IS NULL THEN edges ELSE engram_edges_merge(edges, v.column7) END "
+    "FROM (VALUES ", "(?,?,?,?,?,?,?)",
+    ") AS v WHERE memories.id = v.column1 AND (v.column2 = 0 OR +memories.consolidated = 0)" },
 };
 
 struct engram_store {
@@ -122,10 +115,14 @@ struct engram_store {
   char path[256];
   int importing;             /* 0 none, 1 open, -1 open but an episode was rejected */
   uint64_t token_state;
+  engram_claims *claims;     /* shared by every connection of this process to the file */
   /* claims loaded through this connection and not yet committed or released, so a host can
    * give back whatever a failed burst held (engram_store_release_pending) */
   uint64_t pending[16];
   unsigned npending;
+  /* the commit's scratch, grown to the largest burst and kept */
+  void *scratch;
+  size_t scratch_cap;
 };
 
 static void pending_add(engram_store *s, uint64_t token)
@@ -147,6 +144,69 @@ static void pending_remove(engram_store *s, uint64_t token)
     }
 }
 
+/* ---- edge lists ----------------------------------------------------------------------------- */
+
+static int64_t edge_dst(const unsigned char *p)
+{
+  int64_t v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+
+static float edge_weight(const unsigned char *p)
+{
+  float v;
+  memcpy(&v, p + 8, sizeof v);
+  return v;
+}
+
+static void edge_put(unsigned char *p, int64_t dst, float w)
+{
+  memcpy(p, &dst, sizeof dst);
+  memcpy(p + 8, &w, sizeof w);
+}
+
+/* engram_edges_merge(old, new): the union of two edge lists sorted by target, new weights
+ * winning; what a commit writes into memories.edges. Registered on each connection. */
+static void sql_edges_merge(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+  (void)argc;
+  const unsigned char *a = sqlite3_value_blob(argv[0]), *b = sqlite3_value_blob(argv[1]);
+  int na = sqlite3_value_bytes(argv[0]), nb = sqlite3_value_bytes(argv[1]);
+  if (na % EDGE_BYTES || nb % EDGE_BYTES) {
+    sqlite3_result_error(ctx, "engram_edges_merge: an edge list is not a multiple of 12 bytes", -1);
+    return;
+  }
+  if (na + nb == 0) {
+    sqlite3_result_null(ctx);
+    return;
+  }
+  unsigned char *out = sqlite3_malloc64((sqlite3_uint64)na + (sqlite3_uint64)nb);
+  if (!out) {
+    sqlite3_result_error_nomem(ctx);
+    return;
+  }
+  const unsigned char *ae = a + na, *be = b + nb;
+  unsigned char *o = out;
+  while (a < ae && b < be) {
+    int64_t x = edge_dst(a), y = edge_dst(b);
+    const unsigned char **from = x < y ? &a : &b;
+    if (x == y)
+      a += EDGE_BYTES;   /* the new weight replaces the old */
+    memcpy(o, *from, EDGE_BYTES);
+    *from += EDGE_BYTES;
+    o += EDGE_BYTES;
+  }
+  if (a < ae) {
+    memcpy(o, a, (size_t)(ae - a));
+    o += ae - a;
+  }
+  if (b < be) {
+    memcpy(o, b, (size_t)(be - b));
+    o += be - b;
+  }
+  sqlite3_result_blob64(ctx, out, (sqlite3_uint64)(o - out), sqlite3_free);
+}
 /* ---- helpers ------------------------------------------------------------------------------ */
 
 static int db_fail(engram_store *s, const char *what)
@@ -205,7 +265,6 @@ static uint64_t seed_tokens(void)
 }
 
 /* ---- open / close --------------------------------------------------------------------------- */
-
 static int read_meta_dim(engram_store *s, uint32_t *dim)
 {
   sqlite3_stmt *st;
@@ -216,6 +275,77 @@ static int read_meta_dim(engram_store *s, uint32_t *dim)
     *dim = (uint32_t)sqlite3_column_int64(st, 0);
   sqlite3_finalize(st);
   return 0;
+}
+
+/* Version 1 kept one row per edge (edges(src, dst, weight)) and claims in a table. Move the
+ * edges into their sources' rows and drop both tables, in one transaction: a failure leaves
+ * the version 1 store as it was. */
+static int migrate_v1(engram_store *s)
+{
+  int rc = exec(s, "BEGIN IMMEDIATE", "upgrading the schema to version 2");
+  if (rc)
+    return rc;
+  sqlite3_stmt *rd = NULL, *wr = NULL;
+  unsigned char *buf = NULL;
+  size_t cap = 0, len = 0;
+  int64_t src = 0;
+  int r = SQLITE_OK;
+  if ((rc = exec(s, "ALTER TABLE memories ADD COLUMN edges BLOB", "upgrading the schema to version 2")) != 0)
+    goto fail;
+  if (sqlite3_prepare_v2(s->db, "SELECT src, dst, weight FROM edges ORDER BY src, dst", -1, &rd, NULL) != SQLITE_OK ||
+      sqlite3_prepare_v2(s->db, "UPDATE memories SET edges = ?2 WHERE id = ?1", -1, &wr, NULL) != SQLITE_OK) {
+    rc = db_fail(s, "upgrading the schema to version 2");
+    goto fail;
+  }
+  for (;;) {
+    r = sqlite3_step(rd);
+    int64_t next = r == SQLITE_ROW ? sqlite3_column_int64(rd, 0) : 0;
+    if (len && (r != SQLITE_ROW || next != src)) {   /* write the finished source */
+      sqlite3_bind_int64(wr, 1, src);
+      sqlite3_bind_blob(wr, 2, buf, (int)len, SQLITE_STATIC);
+      int w = sqlite3_step(wr);
+      sqlite3_reset(wr);
+      if (w != SQLITE_DONE)
+        break;
+      len = 0;
+    }
+    if (r != SQLITE_ROW)
+      break;
+    if (len + EDGE_BYTES > cap) {
+      unsigned char *nb = realloc(buf, cap = cap ? 2 * cap : 4096);
+      if (!nb) {
+        rc = engram_fail(ENGRAM_ENOMEM, "store: out of memory upgrading '%s'", s->path);
+        goto fail;
+      }
+      buf = nb;
+    }
+    src = next;
+    edge_put(buf + len, sqlite3_column_int64(rd, 1), (float)sqlite3_column_double(rd, 2));
+    len += EDGE_BYTES;
+  }
+  if (r != SQLITE_DONE) {
+    rc = db_fail(s, "upgrading the schema to version 2");
+    goto fail;
+  }
+  sqlite3_finalize(rd);
+  sqlite3_finalize(wr);
+  rd = wr = NULL;
+  free(buf);
+  buf = NULL;
+  if ((rc = exec(s, "DROP TABLE edges; DROP TABLE IF EXISTS claims; PRAGMA user_version = 2; COMMIT",
+                 "upgrading the schema to version 2")) != 0)
+    goto fail;
+  return 0;
+fail:
+  sqlite3_finalize(rd);
+  sqlite3_finalize(wr);
+  free(buf);
+  {
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", engram_last_error());
+    exec(s, "ROLLBACK", "rollback");
+    return engram_fail(rc, "%s", msg);
+  }
 }
 
 static int check_schema(engram_store *s, uint32_t want_dim, int create)
@@ -263,9 +393,14 @@ static int check_schema(engram_store *s, uint32_t want_dim, int create)
     s->dim = want_dim;
     return 0;
   }
-  if (version != SCHEMA_VERSION)
-    return engram_fail(ENGRAM_ESTORE, "store: '%s' has schema version %d (this engram reads version %d)", s->path,
-                       version, SCHEMA_VERSION);
+  if (version == 1) {
+    int rc = migrate_v1(s);
+    if (rc)
+      return rc;
+  } else if (version != SCHEMA_VERSION) {
+    return engram_fail(ENGRAM_ESTORE, "store: '%s' has schema version %d (this engram reads versions 1 and %d)",
+                       s->path, version, SCHEMA_VERSION);
+  }
   uint32_t dim;
   int rc = read_meta_dim(s, &dim);
   if (rc)
@@ -308,6 +443,11 @@ engram_store *engram_store_open(const engram_store_config *cfg)
   }
   sqlite3_busy_timeout(s->db, cfg->busy_timeout_ms > 0 ? cfg->busy_timeout_ms : 5000);
   sqlite3_extended_result_codes(s->db, 1);
+  if (sqlite3_create_function_v2(s->db, "engram_edges_merge", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_DIRECTONLY,
+                                 NULL, sql_edges_merge, NULL, NULL, NULL) != SQLITE_OK) {
+    db_fail(s, "registering functions");
+    goto fail;
+  }
 
   if (check_schema(s, cfg->dim, cfg->create) != 0 ||
       exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF;"
@@ -338,6 +478,10 @@ engram_store *engram_store_open(const engram_store_config *cfg)
       goto fail;
     }
   }
+  if (!(s->claims = engram_claims_attach(cfg->path))) {
+    engram_fail(ENGRAM_ENOMEM, "store: out of memory");
+    goto fail;
+  }
   return s;
 
 fail:
@@ -354,6 +498,8 @@ void engram_store_close(engram_store *s)
   for (int i = 0; i < NQUERIES; i++)
     sqlite3_finalize(s->q[i]);
   sqlite3_close(s->db);
+  engram_claims_detach(s->claims);
+  free(s->scratch);
   free(s);
 }
 
@@ -362,6 +508,7 @@ uint32_t engram_store_dim(const engram_store *s)
   return s->dim;
 }
 
+/* ---- import ------------------------------------------------------------------------------- */
 /* ---- import ------------------------------------------------------------------------------- */
 
 int engram_store_import_begin(engram_store *s)
@@ -449,6 +596,7 @@ void engram_store_import_abort(engram_store *s)
   s->importing = 0;
 }
 
+
 int engram_store_count(engram_store *s, engram_store_counts *out)
 {
   if (out->struct_size != sizeof *out || out->struct_version != ENGRAM_STORE_COUNTS_VERSION)
@@ -458,9 +606,9 @@ int engram_store_count(engram_store *s, engram_store_counts *out)
     return db_fail(s, "counting");
   out->memories = sqlite3_column_int64(st, 0);
   out->unconsolidated = sqlite3_column_int64(st, 1);
-  out->edges = sqlite3_column_int64(st, 2);
+  out->edges = (int64_t)sqlite3_column_double(st, 2) / EDGE_BYTES;
   out->patterns = sqlite3_column_int64(st, 3);
-  out->claims = sqlite3_column_int64(st, 4);
+  out->claims = engram_claims_live(s->claims, now_seconds());
   sqlite3_reset(st);
   return 0;
 }
@@ -503,9 +651,23 @@ static int32_t map_get(const struct id_map *m, int64_t id)
   return m->vals[map_slot(m, id)];
 }
 
-/* Copy one memories row (Q_CLAIMED_ROWS / Q_ROWS_N column order) into row r of the batch. */
-static int copy_row(engram_store *s, sqlite3_stmt *st, engram_batch *b, uint32_t r)
+/* A loading burst's state: the batch it fills, the id map, and the edge lists of the rows read
+ * so far, copied out of SQLite (decoded once every row is known). */
+struct loader {
+  engram_store *s;
+  engram_arena *a;
+  engram_batch *b;
+  struct id_map map;
+  unsigned char *lists;      /* the rows' edge lists, back to back */
+  size_t lists_len, lists_cap;
+  uint32_t *list_at, *list_len;   /* per row: offset and bytes in lists */
+};
+
+/* Copy one Q_ROWS_N row into batch row r and keep its edge list. */
+static int copy_row(struct loader *l, sqlite3_stmt *st, uint32_t r)
 {
+  engram_store *s = l->s;
+  engram_batch *b = l->b;
   b->ids[r] = sqlite3_column_int64(st, 0);
   const void *blob = sqlite3_column_blob(st, 1);
   int bytes = sqlite3_column_bytes(st, 1);
@@ -518,11 +680,59 @@ static int copy_row(engram_store *s, sqlite3_stmt *st, engram_batch *b, uint32_t
   b->access_count[r] = sqlite3_column_int(st, 4);
   b->strength[r] = (float)sqlite3_column_double(st, 5);
   b->activation[r] = (float)sqlite3_column_double(st, 6);
+  const void *edges = sqlite3_column_blob(st, 7);
+  size_t n = (size_t)sqlite3_column_bytes(st, 7);
+  if (n % EDGE_BYTES)
+    return engram_fail(ENGRAM_ESTORE, "store: memory %lld in '%s' has a malformed edge list (%zu bytes, expected a "
+                       "multiple of %d)", (long long)b->ids[r], s->path, n, EDGE_BYTES);
+  if (l->lists_len + n > l->lists_cap) {
+    /* grow by doubling; the old copy stays in the arena until the burst ends */
+    size_t cap = 2 * (l->lists_len + n);
+    unsigned char *nl = engram_arena_alloc_aligned(l->a, cap, 64);
+    if (!nl)
+      return ENGRAM_EFULL;
+    if (l->lists_len)
+      memcpy(nl, l->lists, l->lists_len);
+    l->lists = nl;
+    l->lists_cap = cap;
+  }
+  if (n)
+    memcpy(l->lists + l->lists_len, edges, n);
+  l->list_at[r] = (uint32_t)l->lists_len;
+  l->list_len[r] = (uint32_t)n;
+  l->lists_len += n;
   return 0;
 }
 
-static int alloc_rows(engram_arena *a, engram_batch *b, uint32_t rows, uint32_t dim)
+/* Read the rows of ids[n]: the claimed ones land at their map rows, context rows at *total as
+ * they arrive (a candidate without a row, e.g. an edge to a memory deleted by hand, never
+ * arrives). CHUNK ids a statement; unbound slots of the last chunk are NULL and match nothing. */
+static int read_rows(struct loader *l, const int64_t *ids, uint32_t n, int context, uint32_t *total)
 {
+  engram_store *s = l->s;
+  int r = SQLITE_DONE, rc;
+  for (uint32_t i = 0; i < n; i += CHUNK) {
+    sqlite3_stmt *st = q(s, Q_ROWS_N);
+    for (uint32_t k = 0; k < CHUNK && i + k < n; k++)
+      sqlite3_bind_int64(st, (int)k + 1, ids[i + k]);
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+      uint32_t slot = map_slot(&l->map, sqlite3_column_int64(st, 0));
+      uint32_t row = context ? (*total)++ : (uint32_t)l->map.vals[slot];
+      if ((rc = copy_row(l, st, row)) != 0)
+        return rc;
+      l->map.vals[slot] = (int32_t)row;
+    }
+    if (r != SQLITE_DONE)
+      return db_fail(s, context ? "loading context rows" : "loading claimed episodes");
+  }
+  sqlite3_reset(s->q[Q_ROWS_N]);
+  return 0;
+}
+
+static int alloc_rows(struct loader *l, uint32_t rows, uint32_t dim)
+{
+  engram_arena *a = l->a;
+  engram_batch *b = l->b;
   b->ids = engram_arena_alloc_array(a, rows, sizeof(int64_t), 64);
   b->embeddings = engram_arena_alloc_array(a, (size_t)rows * dim, sizeof(float), 64);
   b->created_at = engram_arena_alloc_array(a, rows, sizeof(double), 64);
@@ -530,35 +740,110 @@ static int alloc_rows(engram_arena *a, engram_batch *b, uint32_t rows, uint32_t 
   b->access_count = engram_arena_alloc_array(a, rows, sizeof(int32_t), 64);
   b->strength = engram_arena_alloc_array(a, rows, sizeof(float), 64);
   b->activation = engram_arena_alloc_array(a, rows, sizeof(float), 64);
+  l->list_at = engram_arena_alloc_array(a, rows, sizeof(uint32_t), 64);
+  l->list_len = engram_arena_alloc_array(a, rows, sizeof(uint32_t), 64);
   if (!b->ids || !b->embeddings || !b->created_at || !b->last_access || !b->access_count || !b->strength ||
-      !b->activation)
+      !b->activation || !l->list_at || !l->list_len)
     return ENGRAM_EFULL;
   return 0;
 }
 
-/* Claim up to `batch` episodes for token; *claimed gets how many. */
-static int claim(engram_store *s, uint64_t token, uint32_t batch, double now, uint32_t *claimed)
+/* Claim up to `batch` unconsolidated episodes no live claim holds, newest first, into the
+ * arena (allocated only once there is one: an empty store needs no arena room). Runs inside
+ * the load's read transaction, with the claims lock held from before its first read: every
+ * episode is then either still claimed or already consolidated in the snapshot. */
+static int claim(struct loader *l, uint32_t batch, double now, int64_t **ids, uint32_t *claimed)
 {
-  int rc = exec(s, "BEGIN IMMEDIATE", "claiming episodes");
-  if (rc)
-    return rc;
-  sqlite3_stmt *st = q(s, Q_CLAIM_EXPIRE);
-  sqlite3_bind_double(st, 1, now);
-  if (sqlite3_step(st) != SQLITE_DONE)
-    goto fail;
-  st = q(s, Q_CLAIM);
-  sqlite3_bind_int64(st, 1, (sqlite3_int64)token);
-  sqlite3_bind_double(st, 2, now + s->lease);
-  sqlite3_bind_int64(st, 3, batch);
-  if (sqlite3_step(st) != SQLITE_DONE)
-    goto fail;
-  *claimed = (uint32_t)sqlite3_changes(s->db);
+  engram_store *s = l->s;
+  uint64_t token = l->b->claim;
+  sqlite3_stmt *st = q(s, Q_UNCONSOLIDATED);
+  int r, rc = 0;
+  uint32_t n = 0;
+  *ids = NULL;
+  engram_claims_lock(s->claims);
+  while (n < batch && (r = sqlite3_step(st)) == SQLITE_ROW) {
+    int64_t id = sqlite3_column_int64(st, 0);
+    if (!*ids && !(*ids = engram_arena_alloc_array(l->a, batch, sizeof(int64_t), 8))) {
+      rc = ENGRAM_EFULL;
+      break;
+    }
+    int t = engram_claims_take_locked(s->claims, id, token, now, now + s->lease);
+    if (t < 0) {
+      rc = t;
+      break;
+    }
+    if (t)
+      (*ids)[n++] = id;
+  }
+  engram_claims_unlock(s->claims);
+  if (rc == 0 && n < batch && r != SQLITE_DONE)
+    rc = db_fail(s, "claiming episodes");
   sqlite3_reset(st);
-  return exec(s, "COMMIT", "claiming episodes");
-fail:
-  rc = db_fail(s, "claiming episodes");
-  exec(s, "ROLLBACK", "rollback");
+  *claimed = n;
   return rc;
+}
+
+/* Context candidates: the batch's out-neighbours (in row order, then target order), then the
+ * newest consolidated memories, up to `context`, none already loaded. Marks each in the map
+ * (INT32_MAX: wanted, not read yet). */
+static void want(struct loader *l, int64_t id, int64_t *cand, uint32_t *nc)
+{
+  uint32_t slot = map_slot(&l->map, id);
+  if (l->map.vals[slot] >= 0)
+    return;
+  l->map.keys[slot] = id;
+  l->map.vals[slot] = INT32_MAX;
+  cand[(*nc)++] = id;
+}
+
+static int choose_context(struct loader *l, uint32_t n, uint32_t context, int64_t *cand, uint32_t *ncand)
+{
+  engram_store *s = l->s;
+  uint32_t nc = 0;
+  for (uint32_t r = 0; r < n && nc < context; r++) {
+    const unsigned char *p = l->lists + l->list_at[r];
+    for (uint32_t e = 0; e < l->list_len[r] / EDGE_BYTES && nc < context; e++)
+      want(l, edge_dst(p + (size_t)e * EDGE_BYTES), cand, &nc);
+  }
+  if (nc < context) {
+    sqlite3_stmt *st = q(s, Q_CONTEXT);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)context + nc);   /* enough to skip the neighbours */
+    int r = SQLITE_DONE;
+    while (nc < context && (r = sqlite3_step(st)) == SQLITE_ROW)
+      want(l, sqlite3_column_int64(st, 0), cand, &nc);
+    sqlite3_reset(st);
+    if (nc < context && r != SQLITE_DONE)
+      return db_fail(s, "choosing context rows");
+  }
+  *ncand = nc;
+  return 0;
+}
+
+/* The edges of every loaded row whose target is loaded too, as row indices, into the batch. */
+static int decode_edges(struct loader *l, uint32_t total)
+{
+  engram_batch *b = l->b;
+  uint32_t most = (uint32_t)(l->lists_len / EDGE_BYTES);
+  b->edge_src = engram_arena_alloc_array(l->a, most, sizeof(int32_t), 64);
+  b->edge_dst = engram_arena_alloc_array(l->a, most, sizeof(int32_t), 64);
+  b->edge_weight = engram_arena_alloc_array(l->a, most, sizeof(float), 64);
+  if (most && (!b->edge_src || !b->edge_dst || !b->edge_weight))
+    return ENGRAM_EFULL;
+  uint32_t ne = 0;
+  for (uint32_t r = 0; r < total; r++) {
+    const unsigned char *p = l->lists + l->list_at[r];
+    for (uint32_t e = 0; e < l->list_len[r] / EDGE_BYTES; e++, p += EDGE_BYTES) {
+      int32_t j = map_get(&l->map, edge_dst(p));
+      if (j < 0 || (uint32_t)j >= total)
+        continue;
+      b->edge_src[ne] = (int32_t)r;
+      b->edge_dst[ne] = j;
+      b->edge_weight[ne] = edge_weight(p);
+      ne++;
+    }
+  }
+  b->n_edges = ne;
+  return 0;
 }
 
 int engram_store_load(engram_store *s, engram_arena *a, uint32_t batch, uint32_t context, double now,
@@ -575,166 +860,52 @@ int engram_store_load(engram_store *s, engram_arena *a, uint32_t batch, uint32_t
   out->dim = s->dim;
   out->claim = new_token(s);
   engram_mark m = engram_arena_mark(a);
+  struct loader l = { .s = s, .a = a, .b = out };
+  int64_t *claimed_ids;
+  uint32_t n = 0, total = 0;
 
-  uint32_t claimed = 0;
-  int rc = claim(s, out->claim, batch, now, &claimed);
+  /* Everything below reads one snapshot, which the claim's first step opens. */
+  int rc = exec(s, "BEGIN", "loading a batch");
   if (rc)
     return rc;
-  if (claimed == 0)
-    return 0;   /* nothing to consolidate: n = 0, nothing allocated */
-
-  /* Everything below reads one snapshot. */
-  if ((rc = exec(s, "BEGIN", "loading a batch")) != 0)
-    goto fail_claimed;
-
-  uint32_t rows = claimed + context;
-  if (alloc_rows(a, out, rows, s->dim) != 0) {
-    rc = ENGRAM_EFULL;
-    goto fail_arena;
+  if ((rc = claim(&l, batch, now, &claimed_ids, &n)) != 0 || n == 0)
+    goto done;
+  pending_add(s, out->claim);
+  uint32_t rows = n + context;
+  if ((rc = alloc_rows(&l, rows, s->dim)) != 0 || (rc = map_init(&l.map, a, rows)) != 0)
+    goto done;
+  for (uint32_t i = 0; i < n; i++) {
+    uint32_t slot = map_slot(&l.map, claimed_ids[i]);
+    l.map.keys[slot] = claimed_ids[i];
+    l.map.vals[slot] = (int32_t)i;
   }
-  struct id_map map;
-  if ((rc = map_init(&map, a, rows)) != 0)
-    goto fail_arena;
-
-  uint32_t n = 0;
-  sqlite3_stmt *st = q(s, Q_CLAIMED_ROWS);
-  sqlite3_bind_int64(st, 1, (sqlite3_int64)out->claim);
-  int r;
-  while ((r = sqlite3_step(st)) == SQLITE_ROW && n < claimed) {
-    if ((rc = copy_row(s, st, out, n)) != 0)
-      goto fail_read;
-    uint32_t slot = map_slot(&map, out->ids[n]);
-    map.keys[slot] = out->ids[n];
-    map.vals[slot] = (int32_t)n;
-    n++;
-  }
-  if (r != SQLITE_DONE && r != SQLITE_ROW) {
-    rc = db_fail(s, "loading claimed episodes");
-    goto fail_read;
+  if ((rc = read_rows(&l, claimed_ids, n, 0, NULL)) != 0)
+    goto done;
+  total = n;
+  if (context > 0) {
+    int64_t *cand = engram_arena_alloc_array(a, context, sizeof(int64_t), 8);
+    uint32_t nc = 0;
+    if (!cand)
+      rc = ENGRAM_EFULL;
+    if (rc || (rc = choose_context(&l, n, context, cand, &nc)) != 0 ||
+        (rc = read_rows(&l, cand, nc, 1, &total)) != 0)
+      goto done;
   }
   out->n = n;
-  if (n > 0)
-    pending_add(s, out->claim);
-  uint32_t total = n;
-
-  /* Context: out-neighbours in the graph first, then the newest consolidated memories (by creation
-   * time). A context
-   * row that no longer exists keeps an occupied map slot that maps to no row (INT32_MAX). */
-  if (n > 0 && context > 0) {
-    int64_t *cand = engram_arena_alloc_array(a, context, sizeof(int64_t), 8);
-    if (!cand) {
-      rc = ENGRAM_EFULL;
-      goto fail_arena;
-    }
-    uint32_t nc = 0;
-    r = SQLITE_DONE;
-    for (int pass = 0; pass < 2 && nc < context; pass++) {
-      st = q(s, pass == 0 ? Q_NEIGHBOURS : Q_CONTEXT);
-      if (pass == 0)
-        sqlite3_bind_int64(st, 1, (sqlite3_int64)out->claim);
-      else
-        sqlite3_bind_int64(st, 1, (sqlite3_int64)context + nc);   /* enough to skip the neighbours */
-      while (nc < context && (r = sqlite3_step(st)) == SQLITE_ROW) {
-        int64_t id = sqlite3_column_int64(st, 0);
-        uint32_t slot = map_slot(&map, id);
-        if (map.vals[slot] >= 0)
-          continue;
-        map.keys[slot] = id;
-        map.vals[slot] = INT32_MAX;
-        cand[nc++] = id;
-      }
-      sqlite3_reset(st);
-      if (nc < context && r != SQLITE_DONE) {
-        rc = db_fail(s, "choosing context rows");
-        goto fail_read;
-      }
-    }
-    /* CHUNK ids per statement; unbound slots of the last chunk are NULL and match nothing.
-     * A candidate without a row (an edge to a memory that no longer exists) just never comes
-     * back. */
-    for (uint32_t i = 0; i < nc; i += CHUNK) {
-      st = q(s, Q_ROWS_N);
-      for (uint32_t k = 0; k < CHUNK && i + k < nc; k++)
-        sqlite3_bind_int64(st, (int)k + 1, cand[i + k]);
-      while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-        if ((rc = copy_row(s, st, out, total)) != 0)
-          goto fail_read;
-        map.vals[map_slot(&map, out->ids[total])] = (int32_t)total;
-        total++;
-      }
-      if (r != SQLITE_DONE) {
-        rc = db_fail(s, "loading context rows");
-        goto fail_read;
-      }
-    }
-    sqlite3_reset(s->q[Q_ROWS_N]);
-  }
   out->total = total;
+  rc = decode_edges(&l, total);
 
-  /* Edges with both ends loaded, as row indices. Degree is unknown up front: collect into the
-   * arena as we go, growing by doubling (old arrays stay in the arena until the burst ends). */
-  uint32_t cap = 64, ne = 0;
-  int32_t *es = engram_arena_alloc_array(a, cap, sizeof(int32_t), 64);
-  int32_t *ed = engram_arena_alloc_array(a, cap, sizeof(int32_t), 64);
-  float *ew = engram_arena_alloc_array(a, cap, sizeof(float), 64);
-  if (!es || !ed || !ew) {
-    rc = ENGRAM_EFULL;
-    goto fail_arena;
-  }
-  for (uint32_t i = 0; i < total; i += CHUNK) {
-    st = q(s, Q_EDGES_FROM_N);
-    for (uint32_t k = 0; k < CHUNK && i + k < total; k++)
-      sqlite3_bind_int64(st, (int)k + 1, out->ids[i + k]);
-    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-      int32_t from = map_get(&map, sqlite3_column_int64(st, 0));
-      int32_t j = map_get(&map, sqlite3_column_int64(st, 1));
-      if (from < 0 || (uint32_t)from >= total || j < 0 || (uint32_t)j >= total)
-        continue;
-      if (ne == cap) {
-        cap *= 2;
-        int32_t *ns = engram_arena_alloc_array(a, cap, sizeof(int32_t), 64);
-        int32_t *nd = engram_arena_alloc_array(a, cap, sizeof(int32_t), 64);
-        float *nw = engram_arena_alloc_array(a, cap, sizeof(float), 64);
-        if (!ns || !nd || !nw) {
-          rc = ENGRAM_EFULL;
-          goto fail_arena;
-        }
-        memcpy(ns, es, ne * sizeof *es);
-        memcpy(nd, ed, ne * sizeof *ed);
-        memcpy(nw, ew, ne * sizeof *ew);
-        es = ns, ed = nd, ew = nw;
-      }
-      es[ne] = from;
-      ed[ne] = j;
-      ew[ne] = (float)sqlite3_column_double(st, 2);
-      ne++;
-    }
-    if (r != SQLITE_DONE) {
-      rc = db_fail(s, "loading edges");
-      goto fail_read;
-    }
-  }
-  sqlite3_reset(st);
-  out->n_edges = ne;
-  out->edge_src = es;
-  out->edge_dst = ed;
-  out->edge_weight = ew;
-  exec(s, "COMMIT", "loading a batch");
-  return 0;
-
-fail_arena:
-  {
+done:
+  if (rc == ENGRAM_EFULL) {
     char why[256];   /* the arena's message, copied: engram_fail writes the same buffer */
     snprintf(why, sizeof why, "%s", engram_last_error());
     rc = engram_fail(ENGRAM_EFULL, "store: the arena cannot hold the batch of %u + %u rows of %u floats (%s)", batch,
                      context, s->dim, why);
   }
-fail_read:
-  for (int i = 0; i < NQUERIES; i++)
+  for (int i = 0; rc && i < NQUERIES; i++)
     sqlite3_reset(s->q[i]);
-  exec(s, "ROLLBACK", "rollback");
-fail_claimed:
-  {
+  exec(s, rc ? "ROLLBACK" : "COMMIT", "loading a batch");   /* a read transaction: nothing to lose */
+  if (rc) {
     char msg[512];   /* the failure's message, not the cleanup's */
     snprintf(msg, sizeof msg, "%s", engram_last_error());
     engram_store_release(s, out->claim);
@@ -742,6 +913,9 @@ fail_claimed:
     memset(out, 0, sizeof *out);
     return engram_fail(rc, "%s", msg);
   }
+  if (n == 0)
+    engram_arena_rewind(a, m);   /* nothing to consolidate: n = 0, nothing allocated */
+  return 0;
 }
 
 /* ---- commit / release ----------------------------------------------------------------------- */
@@ -868,21 +1042,187 @@ static int merge_pattern(engram_store *s, const float *centroid, float strength,
   return rc ? rc : 1;
 }
 
-/* The message for a chunk of consolidated ids that failed the claim check: the first id not
- * held by this burst. Returns ENGRAM_ESTATE. */
-static int unclaimed(engram_store *s, const engram_store_changes *c, uint32_t from, uint32_t m)
+/* One memory a commit writes: what changes in its row. */
+struct row_write {
+  int64_t id;
+  int32_t update;            /* index into the update arrays, or -1 */
+  uint32_t consolidate;      /* 1: one of this burst's episodes */
+  uint32_t edges_at, nedges; /* its new out-edges: bytes at edges_at in the packed lists */
+};
+
+/* The commit's plan: one write per distinct memory, in s->scratch. */
+struct plan {
+  struct row_write *w;
+  uint32_t nw;
+  unsigned char *lists;      /* new out-edges, per write sorted by target, one per target */
+};
+
+static int scratch(engram_store *s, size_t bytes)
 {
-  for (uint32_t i = from; i < from + m; i++) {
-    sqlite3_stmt *st = q(s, Q_CHECK_CLAIM);
-    sqlite3_bind_int64(st, 1, c->consolidated_ids[i]);
-    uint64_t owner = sqlite3_step(st) == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 0) : 0;
-    sqlite3_reset(st);
-    if (owner != c->claim)
-      return engram_fail(ENGRAM_ESTATE, "store: episode %lld is not claimed by this burst (%s); nothing was written",
-                         (long long)c->consolidated_ids[i],
-                         owner ? "another burst holds it" : "its claim expired or was released");
+  if (bytes <= s->scratch_cap)
+    return 0;
+  void *p = realloc(s->scratch, bytes);
+  if (!p)
+    return engram_fail(ENGRAM_ENOMEM, "store: out of memory for a commit of %zu bytes of changes", bytes);
+  s->scratch = p;
+  s->scratch_cap = bytes;
+  return 0;
+}
+
+/* Group the changes by memory: the consolidated ids, the updates and the edges by source.
+ * An update listed twice keeps the last; an edge listed twice keeps the last weight. */
+static int plan_writes(engram_store *s, const engram_store_changes *c, struct plan *p)
+{
+  size_t most = (size_t)c->n_consolidated + c->n_updates + c->n_edges;
+  uint32_t cap = 16;
+  while (cap < 2 * most)
+    cap <<= 1;
+  size_t at_keys = 0, at_vals = at_keys + cap * sizeof(int64_t), at_w = at_vals + cap * sizeof(int32_t);
+  at_w = (at_w + 7) & ~(size_t)7;
+  size_t at_count = at_w + most * sizeof(struct row_write), at_order = at_count + (most + 1) * sizeof(uint32_t);
+  size_t at_lists = at_order + (size_t)c->n_edges * sizeof(uint32_t);
+  int rc = scratch(s, at_lists + (size_t)c->n_edges * EDGE_BYTES + 64);
+  if (rc)
+    return rc;
+  char *base = s->scratch;
+  struct id_map map = { (int64_t *)(base + at_keys), (int32_t *)(base + at_vals), cap - 1 };
+  struct row_write *w = (struct row_write *)(base + at_w);
+  uint32_t *count = (uint32_t *)(base + at_count), *order = (uint32_t *)(base + at_order);
+  p->lists = (unsigned char *)(base + at_lists);
+  for (uint32_t i = 0; i < cap; i++)
+    map.vals[i] = -1;
+  uint32_t nw = 0;
+#define WRITE_OF(ident, out)                                                                   \
+  do {                                                                                         \
+    uint32_t slot_ = map_slot(&map, (ident));                                                  \
+    if (map.vals[slot_] < 0) {                                                                 \
+      map.keys[slot_] = (ident);                                                               \
+      map.vals[slot_] = (int32_t)nw;                                                           \
+      w[nw] = (struct row_write){ .id = (ident), .update = -1 };                               \
+      nw++;                                                                                    \
+    }                                                                                          \
+    (out) = (uint32_t)map.vals[slot_];                                                         \
+  } while (0)
+  uint32_t k;
+  for (uint32_t i = 0; i < c->n_consolidated; i++) {
+    WRITE_OF(c->consolidated_ids[i], k);
+    if (w[k].consolidate)
+      return engram_fail(ENGRAM_ESTATE, "store: episode %lld is listed twice among the consolidated; nothing was "
+                         "written", (long long)c->consolidated_ids[i]);
+    w[k].consolidate = 1;
   }
-  return engram_fail(ENGRAM_ESTATE, "store: an episode is listed twice among the consolidated; nothing was written");
+  for (uint32_t i = 0; i < c->n_updates; i++) {
+    WRITE_OF(c->update_ids[i], k);
+    w[k].update = (int32_t)i;
+  }
+  /* edges: a counting sort by source write, then each source's run by (target, position) */
+  memset(count, 0, (most + 1) * sizeof *count);
+  uint32_t *src_of = order;   /* reused below: source write of edge i, then the sorted order */
+  for (uint32_t i = 0; i < c->n_edges; i++) {
+    WRITE_OF(c->edge_src[i], k);
+    src_of[i] = k;
+    count[k + 1]++;
+  }
+#undef WRITE_OF
+  for (uint32_t i = 0; i < nw; i++)
+    count[i + 1] += count[i];
+  /* place edge positions by source; src_of is read before its slot is overwritten only when
+   * positions are processed in order, so place into the packed area first as (position) */
+  uint32_t *pos = (uint32_t *)p->lists;   /* n_edges uint32s fit in n_edges * 12 bytes */
+  for (uint32_t i = 0; i < c->n_edges; i++)
+    pos[count[src_of[i]]++] = i;
+  for (uint32_t i = nw; i > 0; i--)         /* count[i] was advanced to the end of run i: shift back */
+    count[i] = count[i - 1];
+  count[0] = 0;
+  memcpy(order, pos, (size_t)c->n_edges * sizeof *order);
+  /* per source: insertion sort by (target, position) (runs are a memory's new edges: short),
+   * keep the last of equal targets, pack */
+  size_t out = 0;
+  for (uint32_t i = 0; i < nw; i++) {
+    uint32_t lo = count[i], hi = count[i + 1];
+    for (uint32_t x = lo + 1; x < hi; x++) {
+      uint32_t e = order[x], y = x;
+      while (y > lo && (c->edge_dst[order[y - 1]] > c->edge_dst[e] ||
+                        (c->edge_dst[order[y - 1]] == c->edge_dst[e] && order[y - 1] > e))) {
+        order[y] = order[y - 1];
+        y--;
+      }
+      order[y] = e;
+    }
+    w[i].edges_at = (uint32_t)out;
+    for (uint32_t x = lo; x < hi; x++) {
+      uint32_t e = order[x];
+      if (x + 1 < hi && c->edge_dst[order[x + 1]] == c->edge_dst[e])
+        continue;   /* a later listing of the same edge wins */
+      edge_put(p->lists + out, c->edge_dst[e], c->edge_weight[e]);
+      out += EDGE_BYTES;
+    }
+    w[i].nedges = (uint32_t)((out - w[i].edges_at) / EDGE_BYTES);
+  }
+  p->w = w;
+  p->nw = nw;
+  return 0;
+}
+
+/* Why a chunk of writes changed fewer rows than it has (asked outside the transaction, of the
+ * state it started from): the first write whose memory is gone or whose episode is
+ * consolidated already (by a burst of another process: this one's claims exclude it
+ * in-process). */
+static int explain_write(engram_store *s, const struct row_write *w, uint32_t m)
+{
+  for (uint32_t i = 0; i < m; i++) {
+    sqlite3_stmt *st = q(s, Q_ROW_STATE);
+    sqlite3_bind_int64(st, 1, w[i].id);
+    int r = sqlite3_step(st);
+    int consolidated = r == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+    sqlite3_reset(st);
+    if (r == SQLITE_DONE)
+      return engram_fail(ENGRAM_EINVAL, "store: memory %lld is not in '%s'; nothing was written", (long long)w[i].id,
+                         s->path);
+    if (r != SQLITE_ROW)
+      return db_fail(s, "checking a memory");
+    if (w[i].consolidate && consolidated)
+      return engram_fail(ENGRAM_ESTATE, "store: episode %lld was consolidated by another burst; nothing was written",
+                         (long long)w[i].id);
+  }
+  return engram_fail(ENGRAM_ESTORE, "store: a write changed fewer memories than it names in '%s'", s->path);
+}
+
+/* Run the plan's writes, CHUNK memories a statement. 1 (and *short_at, the chunk's first
+ * write) when a chunk changed fewer rows than it names: explain_write says why once the
+ * transaction is rolled back. */
+static int run_writes(engram_store *s, const engram_store_changes *c, const struct plan *p, double now,
+                      uint32_t *short_at)
+{
+  for (uint32_t i = 0; i < p->nw; i += CHUNK) {
+    uint32_t m = p->nw - i < CHUNK ? p->nw - i : CHUNK;
+    sqlite3_stmt *st = q(s, Q_WRITE_N);
+    for (uint32_t k = 0; k < m; k++) {
+      const struct row_write *w = &p->w[i + k];
+      int at = 7 * (int)k;
+      sqlite3_bind_int64(st, at + 1, w->id);
+      sqlite3_bind_int(st, at + 2, (int)w->consolidate);
+      if (w->update >= 0) {
+        sqlite3_bind_double(st, at + 3, c->update_strength[w->update]);
+        sqlite3_bind_double(st, at + 4, c->update_activation[w->update]);
+        sqlite3_bind_double(st, at + 5, now);
+        if (c->update_last_access)
+          sqlite3_bind_double(st, at + 6, c->update_last_access[w->update]);
+      }
+      if (w->nedges)
+        sqlite3_bind_blob(st, at + 7, p->lists + w->edges_at, (int)(w->nedges * EDGE_BYTES), SQLITE_STATIC);
+    }
+    int r = sqlite3_step(st);
+    int changed = sqlite3_changes(s->db);
+    sqlite3_reset(st);
+    if (r != SQLITE_DONE)
+      return db_fail(s, "writing memories");
+    if (changed != (int)m) {
+      *short_at = i;
+      return 1;
+    }
+  }
+  return 0;
 }
 
 int engram_store_commit(engram_store *s, const engram_store_changes *c)
@@ -890,88 +1230,29 @@ int engram_store_commit(engram_store *s, const engram_store_changes *c)
   int rc = check_changes(s, c);
   if (rc)
     return rc;
+  uint64_t owner = 0;
+  uint32_t k = engram_claims_check(s->claims, c->consolidated_ids, c->n_consolidated, c->claim, &owner);
+  if (k < c->n_consolidated)
+    return engram_fail(ENGRAM_ESTATE, "store: episode %lld is not claimed by this burst (%s); nothing was written",
+                       (long long)c->consolidated_ids[k],
+                       owner ? "another burst holds it" : "its claim expired or was released");
+  struct plan p = { 0 };
+  if ((rc = plan_writes(s, c, &p)) != 0)
+    return rc;
   double now = c->now > 0 ? c->now : now_seconds();
   if ((rc = exec(s, "BEGIN IMMEDIATE", "committing a burst")) != 0)
     return rc;
-
-  sqlite3_stmt *st;
-  /* The batch, CHUNK ids a statement: all claimed by this burst, all still unconsolidated.
-   * When a chunk fails the check, its ids are checked one by one for the message. */
-  for (uint32_t i = 0; i < c->n_consolidated; i += CHUNK) {
-    uint32_t k, m = c->n_consolidated - i < CHUNK ? c->n_consolidated - i : CHUNK;
-    st = q(s, Q_CLAIMED_N);
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)c->claim);
-    for (k = 0; k < m; k++)
-      sqlite3_bind_int64(st, (int)k + 2, c->consolidated_ids[i + k]);
-    if (sqlite3_step(st) != SQLITE_ROW) {
-      rc = db_fail(s, "checking claims");
+  uint32_t short_at = 0;
+  if ((rc = run_writes(s, c, &p, now, &short_at)) != 0) {
+    if (rc < 0)
       goto rollback;
-    }
-    int held = sqlite3_column_int(st, 0);
-    sqlite3_reset(st);
-    if (held != (int)m) {
-      rc = unclaimed(s, c, i, m);
-      goto rollback;
-    }
-    st = q(s, Q_CONSOLIDATE_N);
-    for (k = 0; k < m; k++)
-      sqlite3_bind_int64(st, (int)k + 1, c->consolidated_ids[i + k]);
-    if ((rc = step_done(s, st, "marking episodes consolidated")) != 0)
-      goto rollback;
-    if (sqlite3_changes(s->db) != (int)m) {
-      rc = engram_fail(ENGRAM_ESTATE, "store: an episode of this burst was already consolidated (or listed twice); "
-                       "nothing was written");
-      goto rollback;
-    }
+    exec(s, "ROLLBACK", "rollback");
+    return explain_write(s, &p.w[short_at], p.nw - short_at < CHUNK ? p.nw - short_at : CHUNK);
   }
-  uint32_t u = 0;
-  for (; u + CHUNK <= c->n_updates; u += CHUNK) {
-    st = q(s, Q_UPDATE_N);
-    for (int k = 0; k < CHUNK; k++) {
-      sqlite3_bind_int64(st, 5 * k + 1, c->update_ids[u + k]);
-      sqlite3_bind_double(st, 5 * k + 2, c->update_strength[u + k]);
-      sqlite3_bind_double(st, 5 * k + 3, c->update_activation[u + k]);
-      sqlite3_bind_double(st, 5 * k + 4, now);
-      if (c->update_last_access)
-        sqlite3_bind_double(st, 5 * k + 5, c->update_last_access[u + k]);
-    }
-    if ((rc = step_done(s, st, "updating memories")) != 0)
-      goto rollback;
-  }
-  for (uint32_t i = u; i < c->n_updates; i++) {
-    st = q(s, Q_UPDATE);
-    sqlite3_bind_int64(st, 1, c->update_ids[i]);
-    sqlite3_bind_double(st, 2, c->update_strength[i]);
-    sqlite3_bind_double(st, 3, c->update_activation[i]);
-    sqlite3_bind_double(st, 4, now);
-    if (c->update_last_access)
-      sqlite3_bind_double(st, 5, c->update_last_access[i]);
-    if ((rc = step_done(s, st, "updating memories")) != 0)
-      goto rollback;
-  }
-  uint32_t i = 0;
-  for (; i + CHUNK <= c->n_edges; i += CHUNK) {
-    st = q(s, Q_EDGE_UPSERT_N);
-    for (int k = 0; k < CHUNK; k++) {
-      sqlite3_bind_int64(st, 3 * k + 1, c->edge_src[i + k]);
-      sqlite3_bind_int64(st, 3 * k + 2, c->edge_dst[i + k]);
-      sqlite3_bind_double(st, 3 * k + 3, c->edge_weight[i + k]);
-    }
-    if ((rc = step_done(s, st, "writing edges")) != 0)
-      goto rollback;
-  }
-  for (; i < c->n_edges; i++) {
-    st = q(s, Q_EDGE_UPSERT);
-    sqlite3_bind_int64(st, 1, c->edge_src[i]);
-    sqlite3_bind_int64(st, 2, c->edge_dst[i]);
-    sqlite3_bind_double(st, 3, c->edge_weight[i]);
-    if ((rc = step_done(s, st, "writing edges")) != 0)
-      goto rollback;
-  }
-  for (uint32_t p = 0; p < c->n_patterns; p++) {
-    uint32_t lo = c->pattern_offsets[p], hi = c->pattern_offsets[p + 1];
+  for (uint32_t i = 0; i < c->n_patterns; i++) {
+    uint32_t lo = c->pattern_offsets[i], hi = c->pattern_offsets[i + 1];
     if (c->pattern_merge > 0) {
-      int merged = merge_pattern(s, c->pattern_centroids + (size_t)p * s->dim, c->pattern_strength[p],
+      int merged = merge_pattern(s, c->pattern_centroids + (size_t)i * s->dim, c->pattern_strength[i],
                                  c->pattern_members + lo, hi - lo, c->pattern_merge);
       if (merged < 0) {
         rc = merged;
@@ -980,21 +1261,18 @@ int engram_store_commit(engram_store *s, const engram_store_changes *c)
       if (merged)
         continue;
     }
-    st = q(s, Q_PATTERN);
-    sqlite3_bind_blob(st, 1, c->pattern_centroids + (size_t)p * s->dim, (int)(s->dim * sizeof(float)), SQLITE_STATIC);
-    sqlite3_bind_double(st, 2, c->pattern_strength[p]);
+    sqlite3_stmt *st = q(s, Q_PATTERN);
+    sqlite3_bind_blob(st, 1, c->pattern_centroids + (size_t)i * s->dim, (int)(s->dim * sizeof(float)), SQLITE_STATIC);
+    sqlite3_bind_double(st, 2, c->pattern_strength[i]);
     sqlite3_bind_blob(st, 3, c->pattern_members + lo, (int)((hi - lo) * sizeof(int64_t)), SQLITE_STATIC);
     sqlite3_bind_double(st, 4, now);
     if ((rc = step_done(s, st, "writing patterns")) != 0)
       goto rollback;
   }
-  st = q(s, Q_RELEASE);
-  sqlite3_bind_int64(st, 1, (sqlite3_int64)c->claim);
-  if ((rc = step_done(s, st, "releasing claims")) != 0)
-    goto rollback;
   if ((rc = exec(s, "COMMIT", "committing a burst")) != 0)
     goto rollback;
-  pending_remove(s, c->claim);
+  /* after the commit: a load that no longer sees the claims sees the episodes consolidated */
+  engram_store_release(s, c->claim);
   return 0;
 
 rollback:
@@ -1008,24 +1286,16 @@ rollback:
 
 int engram_store_release(engram_store *s, uint64_t claim)
 {
-  sqlite3_stmt *st = q(s, Q_RELEASE);
-  sqlite3_bind_int64(st, 1, (sqlite3_int64)claim);
-  int rc = step_done(s, st, "releasing claims");
-  if (rc == 0)
-    pending_remove(s, claim);   /* kept on failure, so a later call can retry it */
-  return rc;
+  engram_claims_release(s->claims, claim);
+  pending_remove(s, claim);
+  return 0;
 }
 
 int engram_store_release_pending(engram_store *s)
 {
-  int rc = 0;
-  /* from the newest; a token whose release fails stays pending and is skipped this time */
-  for (unsigned i = s->npending; i > 0; i--) {
-    int r = engram_store_release(s, s->pending[i - 1]);
-    if (r != 0)
-      rc = r;
-  }
-  return rc;
+  while (s->npending)
+    engram_store_release(s, s->pending[s->npending - 1]);
+  return 0;
 }
 
 int engram_store_checkpoint(engram_store *s, int *wal_pages)
@@ -1095,6 +1365,29 @@ static double scalar(engram_store *s, const char *sql, int64_t arg, int *rc)
   return v;
 }
 
+/* The mean weight over every edge list in the store. */
+static double edge_weight_mean(engram_store *s, int *rc)
+{
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(s->db, "SELECT edges FROM memories WHERE edges IS NOT NULL", -1, &st, NULL) != SQLITE_OK) {
+    *rc = db_fail(s, "summarizing");
+    return 0;
+  }
+  double sum = 0;
+  int64_t n = 0;
+  int r;
+  while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+    const unsigned char *p = sqlite3_column_blob(st, 0);
+    int bytes = sqlite3_column_bytes(st, 0);
+    for (int i = 0; i + EDGE_BYTES <= bytes; i += EDGE_BYTES, n++)
+      sum += edge_weight(p + i);
+  }
+  if (r != SQLITE_DONE)
+    *rc = db_fail(s, "summarizing");
+  sqlite3_finalize(st);
+  return n ? sum / (double)n : 0;
+}
+
 int engram_store_summarize(engram_store *s, engram_store_summary *out)
 {
   if (out->struct_size != sizeof *out || out->struct_version != ENGRAM_STORE_SUMMARY_VERSION)
@@ -1110,7 +1403,7 @@ int engram_store_summarize(engram_store *s, engram_store_summary *out)
   out->strength_p90 = scalar(s, q_at, (n * 9) / 10, &rc);
   out->strength_max = scalar(s, q_at, n > 0 ? n - 1 : 0, &rc);
   out->activation_mean = scalar(s, "SELECT avg(activation) FROM memories WHERE ?1 = ?1", 0, &rc);
-  out->edge_weight_mean = scalar(s, "SELECT avg(weight) FROM edges WHERE ?1 = ?1", 0, &rc);
+  out->edge_weight_mean = edge_weight_mean(s, &rc);
   out->pattern_members_mean = scalar(s, "SELECT avg(length(members)) / 8.0 FROM patterns WHERE ?1 = ?1", 0, &rc);
   return rc;
 }

@@ -405,7 +405,7 @@ describe("docs: the store from Lua", function()
     assert.truthy(err:find(path, 1, true), err)
   end)
 
-  it("the file is SQLite in WAL mode, schema version 1, with the documented tables", function()
+  it("the file is SQLite in WAL mode, schema version 2, with the documented tables", function()
     local s, path = fresh(2, 4)
     s:close()
     local out, _, status = sh("sqlite3 " .. shq(path) ..
@@ -414,10 +414,10 @@ describe("docs: the store from Lua", function()
     local lines = {}
     for l in out:gmatch("[^\n]+") do lines[#lines + 1] = l end
     assert.are.equal("wal", lines[1])
-    assert.are.equal("1", lines[2])
+    assert.are.equal("2", lines[2])
     local tables = {}
     for i = 3, #lines do tables[lines[i]] = true end
-    for _, t in ipairs{ "memories", "embeddings", "edges", "patterns", "claims", "meta" } do
+    for _, t in ipairs{ "memories", "embeddings", "patterns", "meta" } do
       assert.is_true(tables[t] == true, "table " .. t)
     end
   end)

@@ -149,6 +149,26 @@ local function sqlite(path, sql)
   return out
 end
 
+-- Every stored edge as "src:dst" -> weight, decoded from memories.edges (12-byte entries:
+-- little-endian int64 target, float32 weight; see the README's store section).
+local function stored_edges(path)
+  local ffi = require("ffi")
+  local edges, n = {}, 0
+  for _, r in ipairs(sqlite(path, "SELECT id, hex(edges) FROM memories WHERE edges IS NOT NULL")) do
+    local hex = r[2]
+    local bytes = ffi.new("uint8_t[?]", #hex / 2)
+    for k = 0, #hex / 2 - 1 do bytes[k] = tonumber(hex:sub(2 * k + 1, 2 * k + 2), 16) end
+    for at = 0, #hex / 2 - 12, 12 do
+      local dst, w = ffi.new("int64_t[1]"), ffi.new("float[1]")
+      ffi.copy(dst, bytes + at, 8)
+      ffi.copy(w, bytes + at + 8, 4)
+      edges[r[1] .. ":" .. tonumber(dst[0])] = w[0]
+      n = n + 1
+    end
+  end
+  return edges, n
+end
+
 local function close_to(a, b, tol)
   return math.abs(a - b) <= tol
 end
@@ -192,8 +212,7 @@ describe("scripts/consolidate.lua", function()
     assert.are.equal(#want.patterns, got.patterns)
 
     -- edges: every link stored both ways with its cosine
-    local edges = {}
-    for _, r in ipairs(sqlite(path, "SELECT src, dst, weight FROM edges")) do edges[r[1] .. ":" .. r[2]] = r[3] end
+    local edges = stored_edges(path)
     for _, l in ipairs(want.links) do
       assert.is_true(close_to(edges[l[1] .. ":" .. l[2]], l[3], 1e-5), "edge " .. l[1] .. "->" .. l[2])
       assert.is_true(close_to(edges[l[2] .. ":" .. l[1]], l[3], 1e-5), "edge " .. l[2] .. "->" .. l[1])
@@ -238,14 +257,14 @@ describe("scripts/consolidate.lua", function()
   it("writes nothing when a stage fails, and its claims can be given back", function()
     local q = "SELECT count(*), sum(strength), sum(activation) FROM memories WHERE consolidated = 1"
     local before = sqlite(path, q)
-    local edges_before = sqlite(path, "SELECT count(*) FROM edges")
+    local _, edges_before = stored_edges(path)
     -- the store stage fails (as a full disk would): everything computed so far is discarded
     local failing = setmetatable({ commit = function() return nil, "store: injected failure" end }, { __index = s })
     local ok, err = pcall(consolidate, { arena = a, store = failing, params = params, id = 3 })
     assert.is_false(ok)
     assert.matches("store: injected failure", err)
     assert.are.same(before, sqlite(path, q))
-    assert.are.same(edges_before, sqlite(path, "SELECT count(*) FROM edges"))
+    assert.are.equal(edges_before, select(2, stored_edges(path)))
     assert.are.equal(6, s:counts().claims)
     assert(s:release_pending())
     assert.are.equal(0, s:counts().claims)

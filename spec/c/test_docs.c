@@ -1714,7 +1714,7 @@ TEST(store_open_errors_name_the_file)
   remove_db(dimdb);
 }
 
-TEST(store_schema_is_version_1_in_wal_mode)
+TEST(store_schema_is_version_2_in_wal_mode)
 {
   const char *path = tmp_path("schema.db");
   engram_store *s = store_new(path, 4);
@@ -1725,7 +1725,7 @@ TEST(store_schema_is_version_1_in_wal_mode)
   sqlite3_stmt *st;
   sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL);
   CHECK_EQ(sqlite3_step(st), SQLITE_ROW);
-  CHECK_EQ(sqlite3_column_int(st, 0), 1);
+  CHECK_EQ(sqlite3_column_int(st, 0), 2);
   sqlite3_finalize(st);
   sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL);
   CHECK_EQ(sqlite3_step(st), SQLITE_ROW);
@@ -2026,7 +2026,7 @@ int main(int argc, char **argv)
   RUN(runtime_submit_from_many_threads);
 
   RUN(store_open_errors_name_the_file);
-  RUN(store_schema_is_version_1_in_wal_mode);
+  RUN(store_schema_is_version_2_in_wal_mode);
   RUN(store_import_is_all_or_nothing);
   RUN(store_load_claims_newest_first_aligned);
   RUN(store_load_nothing_to_do_is_success_and_arena_exhaustion_releases_claims);
