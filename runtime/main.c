@@ -42,7 +42,7 @@ static const char usage_text[] =
   "                       (default: $ENGRAM_ARENA_OVERFLOW or error)\n"
   "  --db PATH            the SQLite memory store, seen by scripts as burst.store (one\n"
   "                       connection per worker; default: none). The default pipeline on a\n"
-  "                       768-d store wants --arena-size 16MiB (batch + context rows)\n"
+  "                       768-d store uses about 1 MiB of arena a burst; give it 2MiB\n"
   "  --bursts N           bursts to run (default 1)\n"
   "  --timeout MS         deadline per burst in milliseconds, 0 for none (default 0)\n"
   "  --lua-heap SIZE      Lua heap limit per worker, at least 1MiB (default: none)\n"

@@ -25,6 +25,7 @@
 
 #define SCHEMA_VERSION 2
 
+
 /* memories.edges: EDGE_BYTES per edge, the target id (int64) then the weight (float32), both
  * little-endian, sorted by target, one entry per target; NULL when a memory has none. */
 #define EDGE_BYTES 12
@@ -54,7 +55,7 @@ static const char schema_sql[] =
 
 enum {
   Q_UNCONSOLIDATED, Q_CONTEXT, Q_INSERT, Q_INSERT_VECTOR, Q_COUNT, Q_PATTERNS_ALL, Q_PATTERN,
-  Q_PATTERN_ONE, Q_PATTERN_UPDATE, Q_ROW_STATE, Q_ROWS_N, Q_WRITE_N,
+  Q_PATTERN_ONE, Q_PATTERN_UPDATE, Q_ROW_STATE, Q_WRITE, Q_ROWS_N,
   NQUERIES
 };
 
@@ -79,32 +80,28 @@ static const char *const query_sql[NQUERIES] = {
   [Q_PATTERN_ONE] = "SELECT centroid, strength, members FROM patterns WHERE id = ?1",
   [Q_PATTERN_UPDATE] = "UPDATE patterns SET centroid = ?2, strength = ?3, members = ?4 WHERE id = ?1",
   [Q_ROW_STATE] = "SELECT consolidated FROM memories WHERE id = ?1",
+  /* One write per memory a burst touched: ?1 id, ?2 consolidate (0/1), ?3 strength (NULL: keep),
+   * ?4 activation, ?5 the burst's clock, ?6 last_access seen at load (NULL: don't check), ?7 new
+   * out-edges (NULL: none). New values land only where last_access is still what the load saw:
+   * concurrent bursts share context rows, and the later commit would otherwise undo the earlier
+   * one's decay and reinforcement. Edges always merge. All SET expressions read the old row.
+   * One row a statement: an UPDATE ... FROM (VALUES ...) over 64 rows materialises its join
+   * first and cost twice as much per row. */
+  [Q_WRITE] =
+    "UPDATE memories SET "
+    "consolidated = CASE WHEN ?2 THEN 1 ELSE consolidated END, "
+    "access_count = access_count + ?2, "
+    "strength = CASE WHEN ?3 IS NOT NULL AND (?6 IS NULL OR last_access = ?6) THEN ?3 ELSE strength END, "
+    "activation = CASE WHEN ?3 IS NOT NULL AND (?6 IS NULL OR last_access = ?6) THEN ?4 ELSE activation END, "
+    "last_access = CASE WHEN ?3 IS NOT NULL AND (?6 IS NULL OR last_access = ?6) THEN ?5 ELSE last_access END, "
+    "edges = CASE WHEN ?7 IS NULL THEN edges ELSE engram_edges_merge(edges, ?7) END "
+    "WHERE id = ?1 AND (?2 = 0 OR consolidated = 0)",
 };
 
 /* The SQL of the CHUNK statements: a head, CHUNK copies of a row pattern, a tail. */
 static const struct { int which; const char *head, *row, *tail; } chunk_sql[] = {
   { Q_ROWS_N, "SELECT m.id, v.vector, m.created_at, m.last_access, m.access_count, m.strength, m.activation, "
               "m.edges FROM memories m JOIN embeddings v ON v.id = m.id WHERE m.id IN (", "?", ")" },
-  /* One write per memory a burst touched. Columns: 1 id, 2 consolidate (0/1), 3 strength (NULL:
-   * keep), 4 activation, 5 the burst's clock, 6 last_access seen at load (NULL: don't check),
-   * 7 new out-edges (NULL: none). New values land only where last_access is still what the load
-   * saw: concurrent bursts share context rows, and the later commit would otherwise undo the
-   * earlier one's decay and reinforcement. Edges always merge. All SET expressions read the
-   * old row. `+consolidated` keeps the planner off the state index (it would scan every
-   * unconsolidated row instead of looking up 64 ids). */
-  { Q_WRITE_N,
-    "UPDATE memories SET "
-    "consolidated = CASE WHEN v.column2 THEN 1 ELSE consolidated END, "
-    "access_count = access_count + v.column2, "
-    "strength = CASE WHEN v.column3 IS NOT NULL AND (v.column6 IS NULL OR last_access = v.column6) "
-    "THEN v.column3 ELSE strength END, "
-    "activation = CASE WHEN v.column3 IS NOT NULL AND (v.column6 IS NULL OR last_access = v.column6) "
-    "THEN v.column4 ELSE activation END, "
-    "last_access = CASE WHEN v.column3 IS NOT NULL AND (v.column6 IS NULL OR last_access = v.column6) "
-    "THEN v.column5 ELSE last_access END, "
-    "edges = CASE WHEN v.column7 IS NULL THEN edges ELSE engram_edges_merge(edges, v.column7) END "
-    "FROM (VALUES ", "(?,?,?,?,?,?,?)",
-    ") AS v WHERE memories.id = v.column1 AND (v.column2 = 0 OR +memories.consolidated = 0)" },
 };
 
 struct engram_store {
@@ -451,7 +448,7 @@ engram_store *engram_store_open(const engram_store_config *cfg)
 
   if (check_schema(s, cfg->dim, cfg->create) != 0 ||
       exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF;"
-              "PRAGMA cache_size = -32768; PRAGMA mmap_size = 268435456; PRAGMA temp_store = MEMORY;"
+              "PRAGMA cache_size = -32768; PRAGMA mmap_size = 2147418112; PRAGMA temp_store = MEMORY;"
               "PRAGMA journal_size_limit = 67108864;",
            "setting WAL mode") != 0)
     goto fail;
@@ -1164,10 +1161,9 @@ static int plan_writes(engram_store *s, const engram_store_changes *c, struct pl
   return 0;
 }
 
-/* Why a chunk of writes changed fewer rows than it has (asked outside the transaction, of the
- * state it started from): the first write whose memory is gone or whose episode is
- * consolidated already (by a burst of another process: this one's claims exclude it
- * in-process). */
+/* Why a write changed no row (asked outside the transaction, of the state it started from):
+ * the memory is gone or the episode is consolidated already (by a burst of another process:
+ * this one's claims exclude it in-process). */
 static int explain_write(engram_store *s, const struct row_write *w, uint32_t m)
 {
   for (uint32_t i = 0; i < m; i++) {
@@ -1188,36 +1184,31 @@ static int explain_write(engram_store *s, const struct row_write *w, uint32_t m)
   return engram_fail(ENGRAM_ESTORE, "store: a write changed fewer memories than it names in '%s'", s->path);
 }
 
-/* Run the plan's writes, CHUNK memories a statement. 1 (and *short_at, the chunk's first
- * write) when a chunk changed fewer rows than it names: explain_write says why once the
- * transaction is rolled back. */
+/* Run the plan's writes. 1 (and *short_at, the write) when a write changed no row:
+ * explain_write says why once the transaction is rolled back. */
 static int run_writes(engram_store *s, const engram_store_changes *c, const struct plan *p, double now,
                       uint32_t *short_at)
 {
-  for (uint32_t i = 0; i < p->nw; i += CHUNK) {
-    uint32_t m = p->nw - i < CHUNK ? p->nw - i : CHUNK;
-    sqlite3_stmt *st = q(s, Q_WRITE_N);
-    for (uint32_t k = 0; k < m; k++) {
-      const struct row_write *w = &p->w[i + k];
-      int at = 7 * (int)k;
-      sqlite3_bind_int64(st, at + 1, w->id);
-      sqlite3_bind_int(st, at + 2, (int)w->consolidate);
-      if (w->update >= 0) {
-        sqlite3_bind_double(st, at + 3, c->update_strength[w->update]);
-        sqlite3_bind_double(st, at + 4, c->update_activation[w->update]);
-        sqlite3_bind_double(st, at + 5, now);
-        if (c->update_last_access)
-          sqlite3_bind_double(st, at + 6, c->update_last_access[w->update]);
-      }
-      if (w->nedges)
-        sqlite3_bind_blob(st, at + 7, p->lists + w->edges_at, (int)(w->nedges * EDGE_BYTES), SQLITE_STATIC);
+  for (uint32_t i = 0; i < p->nw; i++) {
+    const struct row_write *w = &p->w[i];
+    sqlite3_stmt *st = q(s, Q_WRITE);
+    sqlite3_bind_int64(st, 1, w->id);
+    sqlite3_bind_int(st, 2, (int)w->consolidate);
+    if (w->update >= 0) {
+      sqlite3_bind_double(st, 3, c->update_strength[w->update]);
+      sqlite3_bind_double(st, 4, c->update_activation[w->update]);
+      sqlite3_bind_double(st, 5, now);
+      if (c->update_last_access)
+        sqlite3_bind_double(st, 6, c->update_last_access[w->update]);
     }
+    if (w->nedges)
+      sqlite3_bind_blob(st, 7, p->lists + w->edges_at, (int)(w->nedges * EDGE_BYTES), SQLITE_STATIC);
     int r = sqlite3_step(st);
-    int changed = sqlite3_changes(s->db);
-    sqlite3_reset(st);
-    if (r != SQLITE_DONE)
+    if (r != SQLITE_DONE) {
+      sqlite3_reset(st);
       return db_fail(s, "writing memories");
-    if (changed != (int)m) {
+    }
+    if (sqlite3_changes(s->db) != 1) {
       *short_at = i;
       return 1;
     }
@@ -1247,7 +1238,7 @@ int engram_store_commit(engram_store *s, const engram_store_changes *c)
     if (rc < 0)
       goto rollback;
     exec(s, "ROLLBACK", "rollback");
-    return explain_write(s, &p.w[short_at], p.nw - short_at < CHUNK ? p.nw - short_at : CHUNK);
+    return explain_write(s, &p.w[short_at], 1);
   }
   for (uint32_t i = 0; i < c->n_patterns; i++) {
     uint32_t lo = c->pattern_offsets[i], hi = c->pattern_offsets[i + 1];

@@ -10,7 +10,7 @@ it reached, and writes it all in one transaction. A burst that fails writes noth
 
 Parameters (engram-run ... --param name=value; durations like 36h or 7d):
   batch              100    episodes per burst
-  context            256    context rows loaded with the batch
+  context            64     context rows loaded with the batch
   link_threshold     0.3    cosine at or above which two memories are linked, both ways
   cluster_threshold  0.8    cosine at or above which memories join one cluster
   min_cluster        3      members for a cluster to become a pattern

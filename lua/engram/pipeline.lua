@@ -36,7 +36,7 @@ end
 -- name -> { default, kind, description }; kinds as engram.parse.params takes them.
 M.defaults = {
   batch = { 100, "integer", "episodes per burst, newest unconsolidated first" },
-  context = { 256, "integer", "context rows: out-neighbours in the graph, then the newest consolidated memories" },
+  context = { 64, "integer", "context rows: out-neighbours in the graph, then the newest consolidated memories" },
   link_threshold = { 0.3, "number", "cosine at or above which two memories are linked (both ways)" },
   cluster_threshold = { 0.8, "number", "cosine at or above which memories join one cluster" },
   min_cluster = { 3, "integer", "members a cluster needs to become a pattern" },
@@ -180,7 +180,7 @@ function M.similarity(a, b, params)
       end
     end
   end
-  return { n = nl, i = li, j = lj, w = lw }, { n = nc, i = ci, j = cj }
+  return { n = nl, i = li, j = lj, w = lw }, { n = nc, i = ci, j = cj, inv = inv }
 end
 
 -- ---- patterns -----------------------------------------------------------------------------------
@@ -240,30 +240,33 @@ function M.patterns(a, b, close, params)
   local strength, offsets, members = a:floats(np), a:ints(np + 1), a:int64s(nmembers)
   local emb, ids = b.embeddings:pointer(), b.ids:pointer()
   local cen = centroids:pointer()
+  -- the inverse norms the similarity stage computed (a close table built by hand has none)
+  local inv = close.inv
+  if not inv then
+    inv = a:floats(total)
+    need("patterns", K.norms(emb, total, d, inv:pointer(), a))
+  end
+  local iv = inv:pointer()
   local pos = 0
   for p, g in ipairs(chosen) do
     local c = cen + (p - 1) * d
     for k = 0, d - 1 do c[k] = 0 end
     for _, r in ipairs(g) do
-      local row = emb + r * d
-      local nn = 0
-      for k = 0, d - 1 do nn = nn + row[k] * row[k] end
-      nn = nn > 0 and 1 / sqrt(nn) or 0
-      for k = 0, d - 1 do c[k] = c[k] + row[k] * nn end
+      local row, s = emb + r * d, iv[r]
+      for k = 0, d - 1 do c[k] = c[k] + row[k] * s end
     end
-    for k = 0, d - 1 do c[k] = c[k] / #g end
-    local cn = 0
-    for k = 0, d - 1 do cn = cn + c[k] * c[k] end
+    local cn, scale = 0, 1 / #g
+    for k = 0, d - 1 do
+      local v = c[k] * scale
+      c[k] = v
+      cn = cn + v * v
+    end
     cn = sqrt(cn)
     local sum = 0
     for _, r in ipairs(g) do
-      local row = emb + r * d
-      local dot, nn = 0, 0
-      for k = 0, d - 1 do
-        dot = dot + row[k] * c[k]
-        nn = nn + row[k] * row[k]
-      end
-      sum = sum + (nn > 0 and cn > 0 and dot / (sqrt(nn) * cn) or 0)
+      local row, dot = emb + r * d, 0
+      for k = 0, d - 1 do dot = dot + row[k] * c[k] end
+      sum = sum + (cn > 0 and dot * iv[r] / cn or 0)
     end
     strength[p - 1] = sum / #g
     offsets[p - 1] = pos
