@@ -21,6 +21,7 @@
     .sim_cosine = engram_sim_cosine_##sfx,                 \
     .sim_scan_scratch = engram_sim_scan_scratch_##sfx,     \
     .sim_scan = engram_sim_scan_##sfx,                     \
+    .spread_round = engram_spread_round_##sfx,             \
     .decay_exp2 = engram_decay_exp2_##sfx,                 \
     .decay_power = engram_decay_power_##sfx,               \
     .decay_two = engram_decay_two_##sfx,                   \

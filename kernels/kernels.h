@@ -66,6 +66,35 @@ static inline float engram_sim_finish(float dot, float inv_i, float inv_j)
 ENGRAM_KHIDDEN void engram_sim_emit_pair(engram_sim_scan *s, uint32_t i, uint32_t j, float c);
 ENGRAM_KHIDDEN void engram_sim_topk_push(engram_sim_scan *s, size_t row, uint32_t j, float c);
 
+/* ---- spread: one round of the iterative mode --------------------------------------------
+ * The front end (spread.c) checks the offsets and runs the rounds; each round is one call:
+ *   1. a = src (divided by div first when div > 1, the quotient written back to src);
+ *      dst = a;
+ *   2. for every source s with a[s] != 0, in order: dst[t] += a[s] * w[e] over its edges, in
+ *      edge order (so every ISA adds the same products in the same order: results are equal
+ *      bit for bit);
+ *   3. max = max(0, max over dst), ignoring NaN.
+ * Targets are checked according to `check` before any edge of their source is applied. */
+
+enum {
+  SPREAD_CHECK_NONE = 0,     /* every target is known to be < n */
+  SPREAD_CHECK_ACTIVE = 1,   /* check the targets of sources with a[s] != 0 */
+  SPREAD_CHECK_ALL = 2       /* also the targets of inactive sources: sets `clean` */
+};
+
+typedef struct engram_spread_round {
+  const uint32_t *off, *tg;  /* offsets[n+1] (already checked), targets */
+  const float *w;
+  uint32_t n;
+  float *src;                /* n: written only when div > 1 */
+  float *dst;                /* n */
+  float div;
+  int check;
+  float max;                 /* out */
+  int clean;                 /* out (SPREAD_CHECK_ALL): every target of every source is < n */
+  uint32_t bad_src, bad_edge; /* out when the call returns 1 */
+} engram_spread_round;
+
 /* ---- the dispatch table ---------------------------------------------------------------- */
 
 typedef struct engram_kernel_ops {
@@ -80,6 +109,10 @@ typedef struct engram_kernel_ops {
   /* the blocked pass; scratch bytes it needs for (d) */
   size_t (*sim_scan_scratch)(size_t d);
   void (*sim_scan)(engram_sim_scan *s);
+
+  /* spread: one round (above); 0, or 1 when an active source has a target >= n (dst is then
+   * partly updated and bad_src / bad_edge name the first such edge) */
+  int (*spread_round)(engram_spread_round *r);
 
   /* decay: s[i] *= 2^(-max(t[i],0) * c) with c = c_hi + c_lo (a float pair for 1/half_life or
    * log2(e)/tau), then max(., flr) when flr > 0 */
@@ -99,6 +132,7 @@ typedef struct engram_kernel_ops {
                                               const float *inv, size_t n, size_t d, float *scores); \
   ENGRAM_KHIDDEN size_t engram_sim_scan_scratch_##isa(size_t d);                                  \
   ENGRAM_KHIDDEN void engram_sim_scan_##isa(engram_sim_scan *s);                                  \
+  ENGRAM_KHIDDEN int engram_spread_round_##isa(engram_spread_round *r);                           \
   ENGRAM_KHIDDEN void engram_decay_exp2_##isa(float *s, const float *t, size_t n, float c_hi,     \
                                               float c_lo, float flr);                           \
   ENGRAM_KHIDDEN void engram_decay_power_##isa(float *s, const float *t, size_t n, float uinv,    \

@@ -1,20 +1,18 @@
 /*
- * spread.c — spreading activation over a CSR graph: the iterative (Jacobi) mode of the
- * original design and the bounded push from seeds. See engram.h ("spreading activation") for
- * the exact semantics of both.
+ * spread.c — spreading activation over a CSR graph: graph checks, the iterative (Jacobi) mode's
+ * rounds and the bounded push from seeds. See engram.h ("spreading activation") for the exact
+ * semantics of both.
  *
- * One implementation for every ISA: both modes scatter to random targets (act[t] += ...), which
- * AVX2 cannot vectorise (no scatter) and AVX-512 only with conflict detection for repeated
- * targets; the time goes to memory latency and bandwidth, which the loop structure and
- * prefetching address instead.
+ * A round of the iterative mode is an ISA variant (spread_scalar.c, spread_avx2.c,
+ * spread_avx512.c, through the dispatch table): it streams every edge of every active source.
+ * The bounded mode touches a few thousand scattered edges per hop, where the time goes to
+ * memory latency (a miss per target), not to arithmetic a wider ISA would speed up; it is one
+ * implementation here, structured around prefetching.
  */
 #include "kernels.h"
 
 #include <math.h>
 #include <string.h>
-#ifdef __SSE2__
-#include <emmintrin.h>
-#endif
 
 #define WHO "spread"
 
@@ -90,68 +88,14 @@ int engram_csr_validate(const engram_csr *g)
 
 /* ---- iterative mode ------------------------------------------------------------------------ */
 
-/* The first edge in [e, end) whose target is >= n, or end. Four targets per compare and no
- * branch per edge (SSE2 is baseline x86-64), so the check costs little next to the scatter. */
-static inline uint32_t first_bad_target(const uint32_t *tg, uint32_t e, uint32_t end, uint32_t n)
-{
-  uint32_t k = e;
-#ifdef __SSE2__
-  /* unsigned t >= n as a signed compare after flipping the sign bits: t ^ 2^31 > (n - 1) ^ 2^31 */
-  const __m128i flip = _mm_set1_epi32((int)0x80000000u);
-  const __m128i lim = _mm_set1_epi32((int)((n - 1) ^ 0x80000000u));
-  __m128i bad = _mm_setzero_si128();
-  for (; k + 4 <= end; k += 4) {
-    __m128i t = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(tg + k)), flip);
-    bad = _mm_or_si128(bad, _mm_cmpgt_epi32(t, lim));
-  }
-  uint32_t any = (uint32_t)_mm_movemask_epi8(bad);
-#else
-  uint32_t any = 0;
-#endif
-  for (; k < end; k++)
-    any |= (uint32_t)(tg[k] >= n);
-  if (ENGRAM_LIKELY(!any))
-    return end;
-  while (tg[e] < n)
-    e++;
-  return e;
-}
-
-/* dst[t] += src[s] * w over the edges of every source with src[s] != 0. `checked`: every
- * target is known to be < n, so the scatter runs without tests. Otherwise each active source's
- * targets are checked before its edges are applied; returns 0, or the source + 1 of the first
- * edge whose target is out of range (its index in *bad_edge). */
-static size_t push_all(const engram_csr *g, const float *src, float *dst, int checked,
-                       size_t *bad_edge)
-{
-  const uint32_t *off = g->offsets, *tg = g->targets;
-  const float *w = g->weights;
-  const uint32_t n = (uint32_t)g->n;
-  /* From DRAM, two more lines in flight per stream than the hardware prefetcher keeps (1 KiB
-   * ahead); from cache the hints only cost issue slots. */
-  const int pf = g->nedges * 8 > ((size_t)16 << 20);
-  for (size_t s = 0; s < g->n; s++) {
-    const float p = src[s];
-    if (p == 0.0f)
-      continue;
-    const uint32_t e = off[s], end = off[s + 1];
-    if (pf) {
-      __builtin_prefetch(tg + e + 256);
-      __builtin_prefetch(w + e + 256);
-    }
-    if (!checked) {
-      const uint32_t ok = first_bad_target(tg, e, end, n);
-      if (ENGRAM_UNLIKELY(ok != end)) {
-        *bad_edge = ok;
-        return s + 1;
-      }
-    }
-    for (uint32_t k = e; k < end; k++)
-      dst[tg[k]] += p * w[k];
-  }
-  return 0;
-}
-
+/* Rounds alternate between two scratch buffers; the first reads act itself, which is written
+ * only once every round has succeeded, so an error leaves it unchanged. A round's division by
+ * the max is deferred to the next round's first pass (or the final copy), which divides and
+ * copies at once: the same quotients as dividing in place, one pass over n fewer per round.
+ *
+ * The first round checks every target, of inactive sources too, inside the push itself; a
+ * graph found clean is pushed unchecked afterwards. Otherwise the later rounds check the
+ * targets of their active sources, so a bad target is an error only once it would be read. */
 int engram_spread_iterate(engram_arena *a, const engram_csr *g, float *act, unsigned iterations)
 {
   int rc = check_header(g);
@@ -165,6 +109,9 @@ int engram_spread_iterate(engram_arena *a, const engram_csr *g, float *act, unsi
   a = engram_kernel_arena(a, WHO);
   if (!a)
     return ENGRAM_ENOMEM;
+  const engram_kernel_ops *k = engram_kernels_get(&rc);
+  if (!k)
+    return rc;
   if (iterations == 0 || n == 0)
     return 0;
 
@@ -175,33 +122,25 @@ int engram_spread_iterate(engram_arena *a, const engram_csr *g, float *act, unsi
     engram_arena_rewind(a, m);
     return ENGRAM_EFULL;
   }
-  /* Rounds alternate between the two scratch buffers (the first reads act itself), so act is
-   * written only once every target read has been checked. */
-  /* One vectorised pass over all targets (4 B per edge, once per call) lets every round scatter
-   * without tests, which a per-source check slows by more than half; a graph that fails it
-   * takes the exact path, which judges only the targets of active sources. */
-  const int checked = first_bad_target(g->targets, 0, (uint32_t)g->nedges, (uint32_t)n) ==
-                      (uint32_t)g->nedges;
-  const float *src = act;
-  float *dst = x;
+  engram_spread_round r = { .off = g->offsets, .tg = g->targets, .w = g->weights, .n = (uint32_t)n,
+                            .src = act, .dst = x, .div = 1.0f, .check = SPREAD_CHECK_ALL };
   for (unsigned it = 0; it < iterations; it++) {
-    memcpy(dst, src, n * sizeof *dst);
-    size_t bad_edge = 0, bad_src = push_all(g, src, dst, checked, &bad_edge);
-    if (bad_src) {
-      rc = bad_target(g, bad_src - 1, bad_edge);
+    if (k->spread_round(&r)) {
+      rc = bad_target(g, r.bad_src, r.bad_edge);
       engram_arena_rewind(a, m);
       return rc;
     }
-    float mx = 0.0f;
-    for (size_t i = 0; i < n; i++)
-      mx = dst[i] > mx ? dst[i] : mx;
-    if (mx > 1.0f)
-      for (size_t i = 0; i < n; i++)
-        dst[i] /= mx;
-    src = dst;
-    dst = dst == x ? y : x;
+    if (it == 0)
+      r.check = r.clean ? SPREAD_CHECK_NONE : SPREAD_CHECK_ACTIVE;
+    r.div = r.max;                /* applied when > 1 */
+    r.src = r.dst;
+    r.dst = r.dst == x ? y : x;
   }
-  memcpy(act, src, n * sizeof *act);
+  if (r.div > 1.0f)
+    for (size_t i = 0; i < n; i++)
+      act[i] = r.src[i] / r.div;
+  else
+    memcpy(act, r.src, n * sizeof *act);
   engram_arena_rewind(a, m);
   return 0;
 }
@@ -321,6 +260,8 @@ int engram_spread_bounded(engram_arena *a, const engram_csr *g, const uint32_t *
   a = engram_kernel_arena(a, WHO);
   if (!a)
     return ENGRAM_ENOMEM;
+  if (!engram_kernels_get(&rc))   /* a bad ENGRAM_ISA fails every kernel, this one too */
+    return rc;
   if (nseeds == 0)
     return 0;
 

@@ -2,8 +2,12 @@
  * test_spread.c — spreading activation against plain references that take explicit edge
  * sources (an edge list, not CSR): star, chain, cycle, self-loop and random graphs with very
  * uneven degrees, both modes; graph validation, errors that leave act unchanged, scratch.
+ * The iterative mode runs once per ISA variant (test_isa.h): each is compared with the plain
+ * reference and, bit for bit, with the scalar variant (every variant adds the same rounded
+ * products in the same order).
  */
 #include "test.h"
+#include "test_isa.h"
 
 #include "engram.h"
 
@@ -193,23 +197,51 @@ static int close_to(float a, float b, float rel)
 
 /* ---- iterative mode ---------------------------------------------------------------------------- */
 
-static void check_iterate(graph *g, const float *init, unsigned iters, const char *what)
+/* act after `iters` rounds of the scalar variant (the oracle), whatever ISA is selected. */
+static void iterate_scalar(graph *g, float *act, unsigned iters)
 {
-  float *a = malloc(g->n * sizeof(float)), *b = malloc(g->n * sizeof(float));
-  memcpy(a, init, g->n * sizeof(float));
-  memcpy(b, init, g->n * sizeof(float));
-  CHECK_EQ(engram_spread_iterate(arena, &g->csr, a, iters), 0);
-  iterate_ref(g, b, iters);
-  size_t bad = 0;
-  for (size_t i = 0; i < g->n; i++)
-    bad += !close_to(a[i], b[i], 1e-6f);
-  if (bad)
-    printf("    %s: %zu of %zu nodes differ\n", what, bad, g->n);
-  CHECK_EQ(bad, 0);
-  free(a), free(b);
+  int isa = engram_kernel_isa();
+  engram_kernel_set_isa(ENGRAM_ISA_SCALAR);
+  CHECK_EQ(engram_spread_iterate(arena, &g->csr, act, iters), 0);
+  engram_kernel_set_isa(isa);
 }
 
-TEST(iterate_matches_reference_on_shapes)
+static void check_iterate(graph *g, const float *init, unsigned iters, const char *what)
+{
+  size_t n = g->n ? g->n : 1;
+  float *a = malloc(n * sizeof(float)), *b = malloc(n * sizeof(float)), *c = malloc(n * sizeof(float));
+  memcpy(a, init, g->n * sizeof(float));
+  memcpy(b, init, g->n * sizeof(float));
+  memcpy(c, init, g->n * sizeof(float));
+  CHECK_EQ(engram_spread_iterate(arena, &g->csr, a, iters), 0);
+  iterate_ref(g, b, iters);
+  iterate_scalar(g, c, iters);
+  size_t bad = 0, unequal = 0;
+  for (size_t i = 0; i < g->n; i++) {
+    bad += !close_to(a[i], b[i], 1e-6f);
+    unequal += memcmp(&a[i], &c[i], sizeof(float)) != 0;
+  }
+  if (bad || unequal)
+    printf("    %s (%s): %zu of %zu nodes differ from the reference, %zu from the scalar variant\n", what,
+           engram_kernel_isa_name(engram_kernel_isa()), bad, g->n, unequal);
+  CHECK_EQ(bad, 0);
+  CHECK_EQ(unequal, 0);
+  free(a), free(b), free(c);
+}
+
+/* Node s has s % 35 out-edges: every tail length of 8- and 16-lane groups, 0 .. 2*16+2. */
+static graph every_degree(size_t n)
+{
+  graph g = make_graph(n, n * 35);
+  for (uint32_t s = 0; s < n; s++)
+    for (uint32_t k = 0; k < s % 35; k++)
+      add(&g, s, (uint32_t)(test_rand(&rng) % n), wrand());
+  build(&g);
+  return g;
+}
+
+ISA_TESTS(iterate_matches_reference_on_shapes)
+static void iterate_matches_reference_on_shapes(void)
 {
   size_t n = 50;
   float *init = calloc(1000, sizeof(float));
@@ -218,17 +250,71 @@ TEST(iterate_matches_reference_on_shapes)
   g = star(n), check_iterate(&g, init, 3, "star"), release(&g);
   g = chain(n), check_iterate(&g, init, 5, "chain"), release(&g);
   g = cycle(7), check_iterate(&g, init, 9, "cycle"), release(&g);
+  g = make_graph(3, 3);
+  add(&g, 0, 0, 0.75f);                       /* self-loops, one repeated within a group */
+  add(&g, 1, 1, 1.5f);
+  add(&g, 1, 1, 0.25f);
+  build(&g);
+  float three[3] = { 0.5f, 0.25f, 0.0f };
+  check_iterate(&g, three, 6, "self-loops");
+  release(&g);
   for (int rep = 0; rep < 5; rep++) {
-    g = random_graph(1000);
+    g = rep < 3 ? random_graph(1000) : every_degree(1000);
     for (size_t i = 0; i < 1000; i++)
       init[i] = (test_rand(&rng) % 4 == 0) ? wrand() : 0.0f;
-    check_iterate(&g, init, 4, "random");
+    check_iterate(&g, init, 4, rep < 3 ? "random" : "every degree");
     release(&g);
   }
+  /* one hub with every other node's edge, all sources active (no normalisation skipped) */
+  g = make_graph(300, 300 * 20);
+  for (uint32_t s = 0; s < 300; s++)
+    for (uint32_t k = 0; k < (s == 7 ? 299u : 3u); k++)
+      add(&g, s, s == 7 ? k + (k >= 7) : (uint32_t)(test_rand(&rng) % 300), wrand());
+  build(&g);
+  for (size_t i = 0; i < 300; i++)
+    init[i] = wrand();
+  check_iterate(&g, init, 3, "hub");
+  release(&g);
   free(init);
 }
 
-TEST(iterate_known_values)
+/* Values the reference treats specially: negative weights and activations (never bounded),
+ * -0 activations (inactive), NaN spreading from an active source, an infinite weight out of an
+ * inactive one (never multiplied), all equal on every variant. */
+ISA_TESTS(iterate_special_values)
+static void iterate_special_values(void)
+{
+  graph g = every_degree(200);
+  float *init = malloc(200 * sizeof(float));
+  for (size_t i = 0; i < g.m; i += 5)         /* CSR edge i is list edge i */
+    g.e[i].w = g.w[i] = -g.w[i];
+  for (size_t i = 0; i < 200; i++)
+    init[i] = i % 3 == 0 ? -0.0f : (i % 7 == 0 ? -wrand() : wrand());
+  check_iterate(&g, init, 3, "negative");
+  /* an infinite weight out of node 3 (inactive): nothing changes */
+  init[3] = 0.0f;
+  g.e[g.off[3]].w = g.w[g.off[3]] = INFINITY;
+  float *a = malloc(200 * sizeof(float)), *b = malloc(200 * sizeof(float));
+  memcpy(a, init, 200 * sizeof(float));
+  memcpy(b, init, 200 * sizeof(float));
+  CHECK_EQ(engram_spread_iterate(arena, &g.csr, a, 1), 0);
+  iterate_ref(&g, b, 1);
+  size_t bad = 0;
+  for (size_t i = 0; i < 200; i++)
+    bad += memcmp(&a[i], &b[i], sizeof(float)) != 0;
+  CHECK_EQ(bad, 0);
+  /* a NaN activation spreads NaN to the targets of its source; the max ignores it */
+  init[3] = NAN;
+  g.e[g.off[3]].w = g.w[g.off[3]] = 0.5f;
+  memcpy(a, init, 200 * sizeof(float));
+  CHECK_EQ(engram_spread_iterate(arena, &g.csr, a, 1), 0);
+  CHECK(isnan(a[g.tg[g.off[3]]]));
+  free(a), free(b), free(init);
+  release(&g);
+}
+
+ISA_TESTS(iterate_known_values)
+static void iterate_known_values(void)
 {
   /* chain 0 -> 1 -> 2, one iteration: a1 > 0, a2 == 0 (Jacobi, not Gauss-Seidel) */
   graph g = chain(3);
@@ -411,6 +497,62 @@ TEST(bad_graphs_are_errors_and_act_is_unchanged)
   CHECK(memcmp(act, keep, sizeof act) == 0);
 }
 
+/* The iterative mode checks a target before adding along its edge, at every position in a
+ * group of lanes, and only targets it reads: a bad edge out of a node that never becomes
+ * active is not an error. */
+ISA_TESTS(iterate_checks_the_targets_it_reads)
+static void iterate_checks_the_targets_it_reads(void)
+{
+  /* 0 -> 1 -> 2, node 2 has 19 edges (two 8-lane groups and a tail; a 16-lane group and a
+   * tail) to nodes 3..21, node 22 has 19 edges too and no in-edges */
+  graph g = make_graph(23, 50);
+  add(&g, 0, 1, 0.5f);
+  add(&g, 1, 2, 0.5f);
+  for (uint32_t k = 0; k < 19; k++) {
+    add(&g, 2, 3 + k, 0.25f);
+    add(&g, 22, 3 + k, 0.25f);
+  }
+  build(&g);
+  float act[23] = { 1.0f }, keep[23];
+  memcpy(keep, act, sizeof act);
+  const uint32_t pos[] = { 0, 5, 7, 8, 13, 15, 16, 18 };
+  char want[128];
+  for (size_t i = 0; i < sizeof pos / sizeof pos[0]; i++) {
+    uint32_t e = g.off[2] + pos[i];
+    g.tg[e] = 23 + (uint32_t)i;
+    /* node 2 becomes active in the third round */
+    CHECK_EQ(engram_spread_iterate(arena, &g.csr, act, 2), 0);
+    memcpy(act, keep, sizeof act);
+    CHECK_EQ(engram_spread_iterate(arena, &g.csr, act, 3), ENGRAM_ERANGE);
+    snprintf(want, sizeof want, "spread: edge %u (from node 2) targets node %u, beyond the 23 nodes", e,
+             23 + (unsigned)i);
+    CHECK_STR(engram_last_error(), want);
+    CHECK(memcmp(act, keep, sizeof act) == 0);
+    /* active from the first round */
+    act[2] = 0.5f;
+    CHECK_EQ(engram_spread_iterate(arena, &g.csr, act, 1), ENGRAM_ERANGE);
+    CHECK_STR(engram_last_error(), want);
+    act[2] = 0.0f;
+    CHECK(memcmp(act, keep, sizeof act) == 0);
+    g.tg[e] = 3 + pos[i];
+  }
+  /* node 22 is never active: its bad target is never read */
+  g.tg[g.off[22] + 17] = UINT32_MAX;
+  float ref[23];
+  memcpy(ref, keep, sizeof ref);
+  iterate_ref(&g, ref, 4);
+  CHECK_EQ(engram_spread_iterate(arena, &g.csr, act, 4), 0);
+  CHECK(memcmp(act, ref, sizeof act) == 0);
+  /* ... until it is */
+  memcpy(act, keep, sizeof act);
+  act[22] = 0.25f;
+  CHECK_EQ(engram_spread_iterate(arena, &g.csr, act, 4), ENGRAM_ERANGE);
+  snprintf(want, sizeof want, "spread: edge %u (from node 22) targets node %u, beyond the 23 nodes",
+           g.off[22] + 17, UINT32_MAX);
+  CHECK_STR(engram_last_error(), want);
+  release(&g);
+}
+
 TEST(scratch_is_rewound_and_exhaustion_is_reported)
 {
   graph g = random_graph(100000);
@@ -439,13 +581,16 @@ int main(void)
   rng = test_seed("spread");
   engram_arena_config cfg = { .size = 16 << 20, .align = 16, .overflow = ENGRAM_OVERFLOW_ERROR };
   arena = engram_arena_create(&cfg);
-  RUN(iterate_matches_reference_on_shapes);
-  RUN(iterate_known_values);
+  RUN_ISA(iterate_matches_reference_on_shapes);
+  RUN_ISA(iterate_known_values);
+  RUN_ISA(iterate_special_values);
+  RUN_ISA(iterate_checks_the_targets_it_reads);
   RUN(bounded_matches_reference_on_shapes);
   RUN(bounded_known_values);
   RUN(bounded_ignores_stale_scratch);
   RUN(bad_graphs_are_errors_and_act_is_unchanged);
   RUN(scratch_is_rewound_and_exhaustion_is_reported);
+  engram_kernel_set_isa(ENGRAM_ISA_AUTO);
   engram_arena_destroy(arena);
   return test_done();
 }
