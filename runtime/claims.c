@@ -24,6 +24,7 @@ struct slot {
 
 struct engram_claims {
   pthread_mutex_t mu;
+  pthread_mutex_t writer;
   dev_t dev;
   ino_t ino;
   int shared;                /* linked into `files` */
@@ -111,6 +112,7 @@ engram_claims *engram_claims_attach(const char *path)
   }
   if (c) {
     pthread_mutex_init(&c->mu, NULL);
+    pthread_mutex_init(&c->writer, NULL);
     c->mask = 255;
     c->refs = 1;
     c->shared = shared;
@@ -140,6 +142,7 @@ void engram_claims_detach(engram_claims *c)
   pthread_mutex_unlock(&files_mu);
   if (last) {
     pthread_mutex_destroy(&c->mu);
+    pthread_mutex_destroy(&c->writer);
     free(c->slots);
     free(c->spare);
     free(c);
@@ -154,6 +157,16 @@ void engram_claims_lock(engram_claims *c)
 void engram_claims_unlock(engram_claims *c)
 {
   pthread_mutex_unlock(&c->mu);
+}
+
+void engram_claims_writer_enter(engram_claims *c)
+{
+  pthread_mutex_lock(&c->writer);
+}
+
+void engram_claims_writer_leave(engram_claims *c)
+{
+  pthread_mutex_unlock(&c->writer);
 }
 
 int engram_claims_take_locked(engram_claims *c, int64_t id, uint64_t token, double now, double expires)

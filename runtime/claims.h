@@ -33,6 +33,12 @@ void engram_claims_unlock(engram_claims *c);
  * has not expired at `now`) holds it. 1 = taken, 0 = held by another, ENGRAM_ENOMEM. */
 int engram_claims_take_locked(engram_claims *c, int64_t id, uint64_t token, double now, double expires);
 
+/* Serialise the commits of this process's connections to the file. SQLite lets one writer in at
+ * a time and makes the others wait in its busy handler, which sleeps a millisecond or more per
+ * retry — longer than a whole commit; a mutex hands the lock over as soon as it is free. */
+void engram_claims_writer_enter(engram_claims *c);
+void engram_claims_writer_leave(engram_claims *c);
+
 /* Whether every one of ids[n] is held by token. Returns the index of the first that is not,
  * or n; *owner gets that episode's holder (0: none). */
 uint32_t engram_claims_check(engram_claims *c, const int64_t *ids, uint32_t n, uint64_t token, uint64_t *owner);

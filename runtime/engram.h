@@ -1066,10 +1066,11 @@ typedef struct engram_store_counts {
 ENGRAM_API int engram_store_count(engram_store *s, engram_store_counts *out);
 
 /* What a burst loads: its episodes (the first n rows, newest first) and their context (the
- * remaining rows: out-neighbours of the episodes in the graph, then the newest consolidated
- * memories by creation time), with every array in the burst's arena. Embedding rows are `dim` floats apart; the
- * block starts 64-byte aligned (rows too when dim is a multiple of 16). Edges are those of the
- * store with both ends loaded, as row indices. */
+ * remaining rows: out-neighbours of the episodes in the graph, then the consolidated memories
+ * nearest in creation time to the episodes — within their span, then alternately the nearest
+ * after and before it), with every array in the burst's arena. Embedding rows are `dim` floats
+ * apart; the block starts 64-byte aligned (rows too when dim is a multiple of 16). Edges are
+ * those of the store with both ends loaded, as row indices. */
 typedef struct engram_batch {
   uint64_t claim;            /* the token that commit and release take */
   uint32_t dim;

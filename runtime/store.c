@@ -54,7 +54,7 @@ static const char schema_sql[] =
   "  created_at REAL NOT NULL);";
 
 enum {
-  Q_UNCONSOLIDATED, Q_CONTEXT, Q_INSERT, Q_INSERT_VECTOR, Q_COUNT, Q_PATTERNS_ALL, Q_PATTERN,
+  Q_UNCONSOLIDATED, Q_CONTEXT_AFTER, Q_CONTEXT_BEFORE, Q_INSERT, Q_INSERT_VECTOR, Q_COUNT, Q_PATTERNS_ALL, Q_PATTERN,
   Q_PATTERN_ONE, Q_PATTERN_UPDATE, Q_ROW_STATE, Q_WRITE, Q_ROWS_N,
   NQUERIES
 };
@@ -67,7 +67,11 @@ enum {
 static const char *const query_sql[NQUERIES] = {
   /* newest first, straight off the index (consolidated, created_at, id) */
   [Q_UNCONSOLIDATED] = "SELECT id FROM memories WHERE consolidated = 0 ORDER BY created_at DESC, id DESC",
-  [Q_CONTEXT] = "SELECT id FROM memories WHERE consolidated = 1 ORDER BY created_at DESC, id DESC LIMIT ?1",
+  /* consolidated memories from the batch's oldest episode on, and before it, each nearest first */
+  [Q_CONTEXT_AFTER] =
+    "SELECT id, created_at FROM memories WHERE consolidated = 1 AND created_at >= ?1 ORDER BY created_at, id",
+  [Q_CONTEXT_BEFORE] =
+    "SELECT id, created_at FROM memories WHERE consolidated = 1 AND created_at < ?1 ORDER BY created_at DESC, id DESC",
   [Q_INSERT] =
     "INSERT INTO memories(id, created_at, last_access, access_count, strength, content) "
     "VALUES (?1, ?3, ?4, ?5, ?6, ?7)",
@@ -780,9 +784,6 @@ static int claim(struct loader *l, uint32_t batch, double now, int64_t **ids, ui
   return rc;
 }
 
-/* Context candidates: the batch's out-neighbours (in row order, then target order), then the
- * newest consolidated memories, up to `context`, none already loaded. Marks each in the map
- * (INT32_MAX: wanted, not read yet). */
 static void want(struct loader *l, int64_t id, int64_t *cand, uint32_t *nc)
 {
   uint32_t slot = map_slot(&l->map, id);
@@ -793,6 +794,12 @@ static void want(struct loader *l, int64_t id, int64_t *cand, uint32_t *nc)
   cand[(*nc)++] = id;
 }
 
+/* Context candidates: the batch's out-neighbours (in row order, then target order), then the
+ * consolidated memories nearest in creation time to the batch — those created within its
+ * span, then alternately the nearest after and before it — up to `context`, none already
+ * loaded. Nearest in time rather than newest: a store consolidated newest first (a backfill)
+ * would otherwise give every burst the same newest memories, whose edge lists would then grow
+ * with every burst. Marks each candidate in the map (INT32_MAX: wanted, not read yet). */
 static int choose_context(struct loader *l, uint32_t n, uint32_t context, int64_t *cand, uint32_t *ncand)
 {
   engram_store *s = l->s;
@@ -802,16 +809,33 @@ static int choose_context(struct loader *l, uint32_t n, uint32_t context, int64_
     for (uint32_t e = 0; e < l->list_len[r] / EDGE_BYTES && nc < context; e++)
       want(l, edge_dst(p + (size_t)e * EDGE_BYTES), cand, &nc);
   }
-  if (nc < context) {
-    sqlite3_stmt *st = q(s, Q_CONTEXT);
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)context + nc);   /* enough to skip the neighbours */
-    int r = SQLITE_DONE;
-    while (nc < context && (r = sqlite3_step(st)) == SQLITE_ROW)
-      want(l, sqlite3_column_int64(st, 0), cand, &nc);
-    sqlite3_reset(st);
-    if (nc < context && r != SQLITE_DONE)
-      return db_fail(s, "choosing context rows");
+  *ncand = nc;
+  if (nc == context)
+    return 0;
+  double lo = INFINITY, hi = -INFINITY;
+  for (uint32_t r = 0; r < n; r++) {
+    lo = fmin(lo, l->b->created_at[r]);
+    hi = fmax(hi, l->b->created_at[r]);
   }
+  sqlite3_stmt *after = q(s, Q_CONTEXT_AFTER), *before = q(s, Q_CONTEXT_BEFORE);
+  sqlite3_bind_double(after, 1, lo);
+  sqlite3_bind_double(before, 1, lo);
+  int ra = sqlite3_step(after), rb = sqlite3_step(before);
+  while (nc < context && (ra == SQLITE_ROW || rb == SQLITE_ROW)) {
+    /* distance to the batch's span: 0 inside it */
+    double da = ra == SQLITE_ROW ? fmax(0, sqlite3_column_double(after, 1) - hi) : INFINITY;
+    double db = rb == SQLITE_ROW ? lo - sqlite3_column_double(before, 1) : INFINITY;
+    sqlite3_stmt *st = da <= db ? after : before;
+    want(l, sqlite3_column_int64(st, 0), cand, &nc);
+    if (st == after)
+      ra = sqlite3_step(after);
+    else
+      rb = sqlite3_step(before);
+  }
+  sqlite3_reset(after);
+  sqlite3_reset(before);
+  if (nc < context && ((ra != SQLITE_DONE && ra != SQLITE_ROW) || (rb != SQLITE_DONE && rb != SQLITE_ROW)))
+    return db_fail(s, "choosing context rows");
   *ncand = nc;
   return 0;
 }
@@ -1231,13 +1255,17 @@ int engram_store_commit(engram_store *s, const engram_store_changes *c)
   if ((rc = plan_writes(s, c, &p)) != 0)
     return rc;
   double now = c->now > 0 ? c->now : now_seconds();
-  if ((rc = exec(s, "BEGIN IMMEDIATE", "committing a burst")) != 0)
+  engram_claims_writer_enter(s->claims);
+  if ((rc = exec(s, "BEGIN IMMEDIATE", "committing a burst")) != 0) {
+    engram_claims_writer_leave(s->claims);
     return rc;
+  }
   uint32_t short_at = 0;
   if ((rc = run_writes(s, c, &p, now, &short_at)) != 0) {
     if (rc < 0)
       goto rollback;
     exec(s, "ROLLBACK", "rollback");
+    engram_claims_writer_leave(s->claims);
     return explain_write(s, &p.w[short_at], 1);
   }
   for (uint32_t i = 0; i < c->n_patterns; i++) {
@@ -1262,6 +1290,7 @@ int engram_store_commit(engram_store *s, const engram_store_changes *c)
   }
   if ((rc = exec(s, "COMMIT", "committing a burst")) != 0)
     goto rollback;
+  engram_claims_writer_leave(s->claims);
   /* after the commit: a load that no longer sees the claims sees the episodes consolidated */
   engram_store_release(s, c->claim);
   return 0;
@@ -1271,6 +1300,7 @@ rollback:
     char msg[512];
     snprintf(msg, sizeof msg, "%s", engram_last_error());
     exec(s, "ROLLBACK", "rollback");
+    engram_claims_writer_leave(s->claims);
     return engram_fail(rc, "%s", msg);
   }
 }

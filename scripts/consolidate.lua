@@ -2,7 +2,7 @@
 consolidate.lua — the default consolidation pipeline: load -> similarity -> spread -> decay -> store.
 
 Each burst claims up to `batch` unconsolidated episodes (newest first) with their context (their
-out-neighbours in the graph, then the newest consolidated memories by creation time), links every
+out-neighbours in the graph, then the consolidated memories nearest to them in creation time), links every
 pair of batch episodes, and every batch episode with every context row, whose cosine reaches
 `link_threshold`, groups memories at `cluster_threshold` into patterns, spreads
 activation from the batch through the graph, decays and reinforces the strength of every memory

@@ -36,7 +36,7 @@ end
 -- name -> { default, kind, description }; kinds as engram.parse.params takes them.
 M.defaults = {
   batch = { 100, "integer", "episodes per burst, newest unconsolidated first" },
-  context = { 64, "integer", "context rows: out-neighbours in the graph, then the newest consolidated memories" },
+  context = { 64, "integer", "context rows: out-neighbours in the graph, then the consolidated memories nearest in time" },
   link_threshold = { 0.3, "number", "cosine at or above which two memories are linked (both ways)" },
   cluster_threshold = { 0.8, "number", "cosine at or above which memories join one cluster" },
   min_cluster = { 3, "integer", "members a cluster needs to become a pattern" },

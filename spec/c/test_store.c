@@ -387,6 +387,50 @@ TEST(load_brings_neighbours_recent_context_and_edges_as_row_indices)
   engram_store_close(s);
 }
 
+TEST(context_is_the_consolidated_memories_nearest_in_time_to_the_batch)
+{
+  engram_store *s = open_store("backfill.db", DIM, 1);
+  import(s, 1, 40);                              /* created_at = 1000 + id */
+  engram_arena *a = arena(1 << 20);
+  /* a backfill: the newest 20 (21..40) are consolidated first */
+  engram_batch b;
+  CHECK_EQ(engram_store_load(s, a, 20, 0, 0, &b), 0);
+  engram_store_changes c = changes_for(&b);
+  CHECK_EQ(engram_store_commit(s, &c), 0);
+  engram_arena_reset(a);
+  /* the next batch, 20..16, gets 21..24 as context (nearest after it), not 37..40 (newest) */
+  CHECK_EQ(engram_store_load(s, a, 5, 4, 0, &b), 0);
+  CHECK_EQ(b.ids[0], 20);
+  CHECK_EQ(b.total, 9);
+  for (uint32_t i = 5; i < b.total; i++)
+    CHECK(b.ids[i] >= 21 && b.ids[i] <= 24);
+  engram_store_release(s, b.claim);
+  engram_arena_reset(a);
+  /* consolidated on both sides (1..15 too): the nearest on either side, alternately */
+  CHECK_EQ(engram_store_load(s, a, 20, 0, 0, &b), 0);   /* 20..1 */
+  engram_store_changes d = changes_for(&b);
+  int64_t old[15];
+  for (int i = 0; i < 15; i++)
+    old[i] = i + 1;
+  d.n_consolidated = 15;
+  d.consolidated_ids = old;
+  CHECK_EQ(engram_store_commit(s, &d), 0);
+  engram_store_release(s, b.claim);
+  engram_arena_reset(a);
+  CHECK_EQ(engram_store_load(s, a, 5, 4, 0, &b), 0);   /* 20..16 */
+  int after = 0, before = 0;
+  for (uint32_t i = 5; i < b.total; i++) {
+    after += b.ids[i] == 21 || b.ids[i] == 22;
+    before += b.ids[i] == 15 || b.ids[i] == 14;
+  }
+  CHECK_EQ(b.total, 9);
+  CHECK_EQ(after, 2);                            /* 21, 22: 1 and 2 s after the batch's newest */
+  CHECK_EQ(before, 2);                           /* 15, 14: 1 and 2 s before its oldest */
+  engram_store_release(s, b.claim);
+  engram_arena_destroy(a);
+  engram_store_close(s);
+}
+
 TEST(a_batch_that_does_not_fit_the_arena_is_an_error_and_releases_its_claims)
 {
   engram_store *s = open_store("small.db", DIM, 1);
@@ -734,6 +778,7 @@ int main(void)
   RUN(similar_patterns_merge_and_different_ones_do_not);
   RUN(invalid_changes_are_refused_before_anything_is_written);
   RUN(load_brings_neighbours_recent_context_and_edges_as_row_indices);
+  RUN(context_is_the_consolidated_memories_nearest_in_time_to_the_batch);
   RUN(a_batch_that_does_not_fit_the_arena_is_an_error_and_releases_its_claims);
   RUN(an_empty_store_loads_nothing_without_needing_arena_room);
   RUN(claims_are_shared_by_the_connections_of_a_process_and_need_no_write_lock);
