@@ -15,6 +15,7 @@
 #include "claims.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <math.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -27,8 +28,13 @@
 
 
 /* memories.edges: EDGE_BYTES per edge, the target id (int64) then the weight (float32), both
- * little-endian, sorted by target, one entry per target; NULL when a memory has none. */
+ * little-endian, sorted by target, one entry per target; then free slots (target EDGE_FREE)
+ * up to a multiple of EDGE_SLOTS entries. The slack lets a memory gain edges without its row
+ * changing size: rows are imported tightly packed, and a row that grows splits and rebalances
+ * its page, which doubled the cost of a commit's row writes. */
 #define EDGE_BYTES 12
+#define EDGE_SLOTS 8
+#define EDGE_FREE INT64_MIN
 
 static const char schema_sql[] =
   "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
@@ -50,12 +56,17 @@ static const char schema_sql[] =
   "  id INTEGER PRIMARY KEY,"
   "  centroid BLOB NOT NULL,"
   "  strength REAL NOT NULL,"
-  "  members BLOB NOT NULL,"
-  "  created_at REAL NOT NULL);";
+  "  size INTEGER NOT NULL DEFAULT 0,"
+  "  created_at REAL NOT NULL);"
+  /* one row per member: a merge adds its new members instead of rewriting a list that grows
+   * with every burst of the topic */
+  "CREATE TABLE IF NOT EXISTS pattern_members("
+  "  pattern INTEGER NOT NULL, memory INTEGER NOT NULL,"
+  "  PRIMARY KEY(pattern, memory)) WITHOUT ROWID;";
 
 enum {
   Q_UNCONSOLIDATED, Q_CONTEXT_AFTER, Q_CONTEXT_BEFORE, Q_INSERT, Q_INSERT_VECTOR, Q_COUNT, Q_PATTERNS_ALL, Q_PATTERN,
-  Q_PATTERN_ONE, Q_PATTERN_UPDATE, Q_ROW_STATE, Q_WRITE, Q_ROWS_N,
+  Q_PATTERN_UPDATE, Q_ROW_STATE, Q_WRITE, Q_ROWS_N, Q_MEMBERS_N,
   NQUERIES
 };
 
@@ -73,16 +84,15 @@ static const char *const query_sql[NQUERIES] = {
   [Q_CONTEXT_BEFORE] =
     "SELECT id, created_at FROM memories WHERE consolidated = 1 AND created_at < ?1 ORDER BY created_at DESC, id DESC",
   [Q_INSERT] =
-    "INSERT INTO memories(id, created_at, last_access, access_count, strength, content) "
-    "VALUES (?1, ?3, ?4, ?5, ?6, ?7)",
+    "INSERT INTO memories(id, created_at, last_access, access_count, strength, content, edges) "
+    "VALUES (?1, ?3, ?4, ?5, ?6, ?7, ?8)",
   [Q_INSERT_VECTOR] = "INSERT INTO embeddings(id, vector) VALUES (?1, ?2)",
   [Q_COUNT] =
     "SELECT (SELECT count(*) FROM memories), (SELECT count(*) FROM memories WHERE consolidated = 0), "
-    "(SELECT total(length(edges)) FROM memories), (SELECT count(*) FROM patterns)",
-  [Q_PATTERNS_ALL] = "SELECT id, centroid FROM patterns",
-  [Q_PATTERN] = "INSERT INTO patterns(centroid, strength, members, created_at) VALUES (?1, ?2, ?3, ?4)",
-  [Q_PATTERN_ONE] = "SELECT centroid, strength, members FROM patterns WHERE id = ?1",
-  [Q_PATTERN_UPDATE] = "UPDATE patterns SET centroid = ?2, strength = ?3, members = ?4 WHERE id = ?1",
+    "(SELECT total(engram_edges_count(edges)) FROM memories), (SELECT count(*) FROM patterns)",
+  [Q_PATTERNS_ALL] = "SELECT id, centroid, strength, size FROM patterns",
+  [Q_PATTERN] = "INSERT INTO patterns(centroid, strength, size, created_at) VALUES (?1, ?2, 0, ?3)",
+  [Q_PATTERN_UPDATE] = "UPDATE patterns SET centroid = ?2, strength = ?3, size = ?4 WHERE id = ?1",
   [Q_ROW_STATE] = "SELECT consolidated FROM memories WHERE id = ?1",
   /* One write per memory a burst touched: ?1 id, ?2 consolidate (0/1), ?3 strength (NULL: keep),
    * ?4 activation, ?5 the burst's clock, ?6 last_access seen at load (NULL: don't check), ?7 new
@@ -106,6 +116,9 @@ static const char *const query_sql[NQUERIES] = {
 static const struct { int which; const char *head, *row, *tail; } chunk_sql[] = {
   { Q_ROWS_N, "SELECT m.id, v.vector, m.created_at, m.last_access, m.access_count, m.strength, m.activation, "
               "m.edges FROM memories m JOIN embeddings v ON v.id = m.id WHERE m.id IN (", "?", ")" },
+  /* ?1 the pattern, then CHUNK member ids (unbound slots of the last chunk are NULL: skipped) */
+  { Q_MEMBERS_N, "INSERT OR IGNORE INTO pattern_members(pattern, memory) SELECT ?1, column1 FROM (VALUES ", "(?)",
+    ") WHERE column1 IS NOT NULL" },
 };
 
 struct engram_store {
@@ -124,6 +137,12 @@ struct engram_store {
   /* the commit's scratch, grown to the largest burst and kept */
   void *scratch;
   size_t scratch_cap;
+  /* the stored patterns while a commit merges: centroids (dim floats each), ids, strengths,
+   * sizes, and the scores of one new centroid against them */
+  float *pat_centroids, *pat_scores;
+  int64_t *pat_ids;
+  double *pat_strength, *pat_size;
+  uint32_t pat_n, pat_cap;
 };
 
 static void pending_add(engram_store *s, uint64_t token)
@@ -168,7 +187,9 @@ static void edge_put(unsigned char *p, int64_t dst, float w)
 }
 
 /* engram_edges_merge(old, new): the union of two edge lists sorted by target, new weights
- * winning; what a commit writes into memories.edges. Registered on each connection. */
+ * winning, in as many bytes as old when it has the free slots for it, else rounded up to a
+ * multiple of EDGE_SLOTS entries; what a commit writes into memories.edges. Registered on each
+ * connection. */
 static void sql_edges_merge(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
   (void)argc;
@@ -178,35 +199,67 @@ static void sql_edges_merge(sqlite3_context *ctx, int argc, sqlite3_value **argv
     sqlite3_result_error(ctx, "engram_edges_merge: an edge list is not a multiple of 12 bytes", -1);
     return;
   }
-  if (na + nb == 0) {
+  size_t used = 0;   /* entries of the union, counted before writing */
+  const unsigned char *ae = a + na, *be = b + nb, *x = a, *y = b;
+  while (x < ae && edge_dst(x) == EDGE_FREE)
+    x += EDGE_BYTES;
+  while (x < ae || y < be) {
+    int64_t dx = x < ae ? edge_dst(x) : EDGE_FREE, dy = y < be ? edge_dst(y) : EDGE_FREE;
+    if (x < ae && (y >= be || dx <= dy))
+      x += EDGE_BYTES, y += y < be && dx == dy ? EDGE_BYTES : 0;
+    else
+      y += EDGE_BYTES;
+    while (x < ae && edge_dst(x) == EDGE_FREE)
+      x += EDGE_BYTES;
+    used++;
+  }
+  size_t slots = (used + EDGE_SLOTS - 1) / EDGE_SLOTS * EDGE_SLOTS;
+  if ((size_t)na / EDGE_BYTES > slots)
+    slots = (size_t)na / EDGE_BYTES;
+  if (slots == 0) {
     sqlite3_result_null(ctx);
     return;
   }
-  unsigned char *out = sqlite3_malloc64((sqlite3_uint64)na + (sqlite3_uint64)nb);
+  unsigned char *out = sqlite3_malloc64(slots * EDGE_BYTES), *o = out;
   if (!out) {
     sqlite3_result_error_nomem(ctx);
     return;
   }
-  const unsigned char *ae = a + na, *be = b + nb;
-  unsigned char *o = out;
-  while (a < ae && b < be) {
-    int64_t x = edge_dst(a), y = edge_dst(b);
-    const unsigned char **from = x < y ? &a : &b;
-    if (x == y)
-      a += EDGE_BYTES;   /* the new weight replaces the old */
-    memcpy(o, *from, EDGE_BYTES);
-    *from += EDGE_BYTES;
+  x = a, y = b;
+  for (;;) {
+    while (x < ae && edge_dst(x) == EDGE_FREE)
+      x += EDGE_BYTES;
+    if (x >= ae && y >= be)
+      break;
+    int64_t dx = x < ae ? edge_dst(x) : 0, dy = y < be ? edge_dst(y) : 0;
+    if (y >= be || (x < ae && dx < dy)) {
+      memcpy(o, x, EDGE_BYTES);
+      x += EDGE_BYTES;
+    } else {
+      if (x < ae && dx == dy)
+        x += EDGE_BYTES;   /* the new weight replaces the old */
+      memcpy(o, y, EDGE_BYTES);
+      y += EDGE_BYTES;
+    }
     o += EDGE_BYTES;
   }
-  if (a < ae) {
-    memcpy(o, a, (size_t)(ae - a));
-    o += ae - a;
+  while (o < out + slots * EDGE_BYTES) {
+    edge_put(o, EDGE_FREE, 0.0f);
+    o += EDGE_BYTES;
   }
-  if (b < be) {
-    memcpy(o, b, (size_t)(be - b));
-    o += be - b;
-  }
-  sqlite3_result_blob64(ctx, out, (sqlite3_uint64)(o - out), sqlite3_free);
+  sqlite3_result_blob64(ctx, out, slots * EDGE_BYTES, sqlite3_free);
+}
+
+/* engram_edges_count(list): the edges in a memories.edges value (free slots not counted). */
+static void sql_edges_count(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+  (void)argc;
+  const unsigned char *p = sqlite3_value_blob(argv[0]);
+  int n = sqlite3_value_bytes(argv[0]);
+  sqlite3_int64 count = 0;
+  for (int i = 0; i + EDGE_BYTES <= n; i += EDGE_BYTES)
+    count += edge_dst(p + i) != EDGE_FREE;
+  sqlite3_result_int64(ctx, count);
 }
 /* ---- helpers ------------------------------------------------------------------------------ */
 
@@ -278,9 +331,10 @@ static int read_meta_dim(engram_store *s, uint32_t *dim)
   return 0;
 }
 
-/* Version 1 kept one row per edge (edges(src, dst, weight)) and claims in a table. Move the
- * edges into their sources' rows and drop both tables, in one transaction: a failure leaves
- * the version 1 store as it was. */
+/* Version 1 kept one row per edge (edges(src, dst, weight)), claims in a table, and a
+ * pattern's members as one blob. Move the edges into their sources' rows and the members into
+ * rows of their own, and drop what is gone, in one transaction: a failure leaves the version
+ * 1 store as it was. */
 static int migrate_v1(engram_store *s)
 {
   int rc = exec(s, "BEGIN IMMEDIATE", "upgrading the schema to version 2");
@@ -333,7 +387,43 @@ static int migrate_v1(engram_store *s)
   rd = wr = NULL;
   free(buf);
   buf = NULL;
-  if ((rc = exec(s, "DROP TABLE edges; DROP TABLE IF EXISTS claims; PRAGMA user_version = 2; COMMIT",
+  /* patterns: the members blob (int64s) becomes rows, its length the size */
+  if ((rc = exec(s, "CREATE TABLE pattern_members(pattern INTEGER NOT NULL, memory INTEGER NOT NULL,"
+                    "  PRIMARY KEY(pattern, memory)) WITHOUT ROWID;"
+                    "ALTER TABLE patterns ADD COLUMN size INTEGER NOT NULL DEFAULT 0;",
+                 "upgrading the schema to version 2")) != 0)
+    goto fail;
+  if (sqlite3_prepare_v2(s->db, "SELECT id, members FROM patterns", -1, &rd, NULL) != SQLITE_OK ||
+      sqlite3_prepare_v2(s->db, "INSERT OR IGNORE INTO pattern_members VALUES (?1, ?2)", -1, &wr, NULL) != SQLITE_OK) {
+    rc = db_fail(s, "upgrading the schema to version 2");
+    goto fail;
+  }
+  while ((r = sqlite3_step(rd)) == SQLITE_ROW) {
+    const unsigned char *m = sqlite3_column_blob(rd, 1);
+    int bytes = sqlite3_column_bytes(rd, 1);
+    for (int k = 0; k + 8 <= bytes; k += 8) {
+      int64_t id;
+      memcpy(&id, m + k, sizeof id);
+      sqlite3_bind_int64(wr, 1, sqlite3_column_int64(rd, 0));
+      sqlite3_bind_int64(wr, 2, id);
+      int w = sqlite3_step(wr);
+      sqlite3_reset(wr);
+      if (w != SQLITE_DONE) {
+        rc = db_fail(s, "upgrading the schema to version 2");
+        goto fail;
+      }
+    }
+  }
+  if (r != SQLITE_DONE) {
+    rc = db_fail(s, "upgrading the schema to version 2");
+    goto fail;
+  }
+  sqlite3_finalize(rd);
+  sqlite3_finalize(wr);
+  rd = wr = NULL;
+  if ((rc = exec(s, "UPDATE patterns SET size = (SELECT count(*) FROM pattern_members WHERE pattern = patterns.id);"
+                    "ALTER TABLE patterns DROP COLUMN members;"
+                    "DROP TABLE edges; DROP TABLE IF EXISTS claims; PRAGMA user_version = 2; COMMIT",
                  "upgrading the schema to version 2")) != 0)
     goto fail;
   return 0;
@@ -445,7 +535,9 @@ engram_store *engram_store_open(const engram_store_config *cfg)
   sqlite3_busy_timeout(s->db, cfg->busy_timeout_ms > 0 ? cfg->busy_timeout_ms : 5000);
   sqlite3_extended_result_codes(s->db, 1);
   if (sqlite3_create_function_v2(s->db, "engram_edges_merge", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_DIRECTONLY,
-                                 NULL, sql_edges_merge, NULL, NULL, NULL) != SQLITE_OK) {
+                                 NULL, sql_edges_merge, NULL, NULL, NULL) != SQLITE_OK ||
+      sqlite3_create_function_v2(s->db, "engram_edges_count", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_DIRECTONLY,
+                                 NULL, sql_edges_count, NULL, NULL, NULL) != SQLITE_OK) {
     db_fail(s, "registering functions");
     goto fail;
   }
@@ -501,6 +593,11 @@ void engram_store_close(engram_store *s)
   sqlite3_close(s->db);
   engram_claims_detach(s->claims);
   free(s->scratch);
+  free(s->pat_centroids);
+  free(s->pat_scores);
+  free(s->pat_ids);
+  free(s->pat_strength);
+  free(s->pat_size);
   free(s);
 }
 
@@ -530,8 +627,19 @@ static int finite_floats(const float *v, size_t n)
   return 1;
 }
 
+/* EDGE_SLOTS free slots: a new memory's edge list. */
+static unsigned char free_slots[EDGE_SLOTS * EDGE_BYTES];
+
+static void init_free_slots(void)
+{
+  for (int i = 0; i < EDGE_SLOTS; i++)
+    edge_put(free_slots + i * EDGE_BYTES, EDGE_FREE, 0.0f);
+}
+
 int engram_store_import_add(engram_store *s, const engram_episode *e)
 {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, init_free_slots);
   if (!s->importing)
     return engram_fail(ENGRAM_ESTATE, "store: import_add outside an import");
   int rc = 0;
@@ -545,6 +653,9 @@ int engram_store_import_add(engram_store *s, const engram_episode *e)
                      e->access_count);
   else if (!isfinite(e->created_at) || !isfinite(e->last_access))
     rc = engram_fail(ENGRAM_EINVAL, "store: episode %lld has a non-finite timestamp", (long long)e->id);
+  else if (e->id == EDGE_FREE)
+    rc = engram_fail(ENGRAM_EINVAL, "store: episode id %lld is reserved (expected any other 64-bit integer)",
+                     (long long)e->id);
   if (rc) {
     s->importing = -1;
     return rc;
@@ -556,6 +667,7 @@ int engram_store_import_add(engram_store *s, const engram_episode *e)
   sqlite3_bind_int(st, 5, e->access_count);
   sqlite3_bind_double(st, 6, e->strength);
   sqlite3_bind_text(st, 7, e->content ? e->content : "", -1, SQLITE_STATIC);
+  sqlite3_bind_blob(st, 8, free_slots, sizeof free_slots, SQLITE_STATIC);   /* room for its first edges */
   int r = sqlite3_step(st);
   if (r == SQLITE_DONE) {
     st = q(s, Q_INSERT_VECTOR);
@@ -607,7 +719,7 @@ int engram_store_count(engram_store *s, engram_store_counts *out)
     return db_fail(s, "counting");
   out->memories = sqlite3_column_int64(st, 0);
   out->unconsolidated = sqlite3_column_int64(st, 1);
-  out->edges = (int64_t)sqlite3_column_double(st, 2) / EDGE_BYTES;
+  out->edges = (int64_t)sqlite3_column_double(st, 2);
   out->patterns = sqlite3_column_int64(st, 3);
   out->claims = engram_claims_live(s->claims, now_seconds());
   sqlite3_reset(st);
@@ -807,7 +919,8 @@ static int choose_context(struct loader *l, uint32_t n, uint32_t context, int64_
   for (uint32_t r = 0; r < n && nc < context; r++) {
     const unsigned char *p = l->lists + l->list_at[r];
     for (uint32_t e = 0; e < l->list_len[r] / EDGE_BYTES && nc < context; e++)
-      want(l, edge_dst(p + (size_t)e * EDGE_BYTES), cand, &nc);
+      if (edge_dst(p + (size_t)e * EDGE_BYTES) != EDGE_FREE)
+        want(l, edge_dst(p + (size_t)e * EDGE_BYTES), cand, &nc);
   }
   *ncand = nc;
   if (nc == context)
@@ -854,6 +967,8 @@ static int decode_edges(struct loader *l, uint32_t total)
   for (uint32_t r = 0; r < total; r++) {
     const unsigned char *p = l->lists + l->list_at[r];
     for (uint32_t e = 0; e < l->list_len[r] / EDGE_BYTES; e++, p += EDGE_BYTES) {
+      if (edge_dst(p) == EDGE_FREE)
+        continue;
       int32_t j = map_get(&l->map, edge_dst(p));
       if (j < 0 || (uint32_t)j >= total)
         continue;
@@ -955,7 +1070,10 @@ static int check_changes(const engram_store *s, const engram_store_changes *c)
                          (long long)c->update_ids[i]);
   }
   for (uint32_t i = 0; i < c->n_edges; i++)
-    if (!isfinite(c->edge_weight[i]))
+    if (c->edge_dst[i] == EDGE_FREE)
+      return engram_fail(ENGRAM_EINVAL, "store: edge %lld -> %lld targets the reserved id", (long long)c->edge_src[i],
+                         (long long)c->edge_dst[i]);
+    else if (!isfinite(c->edge_weight[i]))
       return engram_fail(ENGRAM_EINVAL, "store: edge %lld -> %lld has a non-finite weight",
                          (long long)c->edge_src[i], (long long)c->edge_dst[i]);
   if (c->n_patterns) {
@@ -981,86 +1099,150 @@ static int step_done(engram_store *s, sqlite3_stmt *st, const char *what)
   return r == SQLITE_DONE ? 0 : db_fail(s, what);
 }
 
-static double cosine(const float *x, const float *y, uint32_t d)
+/* Room for n stored patterns in the merge cache. */
+static int patterns_reserve(engram_store *s, uint32_t n)
 {
-  double xy = 0, xx = 0, yy = 0;
-  for (uint32_t k = 0; k < d; k++) {
-    xy += (double)x[k] * y[k];
-    xx += (double)x[k] * x[k];
-    yy += (double)y[k] * y[k];
-  }
-  return xx > 0 && yy > 0 ? xy / sqrt(xx * yy) : 0;
+  if (n <= s->pat_cap)
+    return 0;
+  uint32_t cap = s->pat_cap ? s->pat_cap : 64;
+  while (cap < n)
+    cap *= 2;
+  float *c = realloc(s->pat_centroids, (size_t)cap * s->dim * sizeof *c);
+  if (c)
+    s->pat_centroids = c;
+  float *sc = realloc(s->pat_scores, cap * sizeof *sc);
+  if (sc)
+    s->pat_scores = sc;
+  int64_t *id = realloc(s->pat_ids, cap * sizeof *id);
+  if (id)
+    s->pat_ids = id;
+  double *st = realloc(s->pat_strength, cap * sizeof *st);
+  if (st)
+    s->pat_strength = st;
+  double *sz = realloc(s->pat_size, cap * sizeof *sz);
+  if (sz)
+    s->pat_size = sz;
+  if (!c || !sc || !id || !st || !sz)
+    return engram_fail(ENGRAM_ENOMEM, "store: out of memory for %u patterns", n);
+  s->pat_cap = cap;
+  return 0;
 }
 
-/* Merge a new pattern into the most similar stored one when their centroids' cosine reaches
- * `threshold`: members are united, centroid and strength averaged with the member counts as
- * weights. 1 = merged, 0 = no stored pattern close enough, < 0 = error. Runs inside the
- * commit's transaction, so patterns merged earlier in the same commit are seen. */
-static int merge_pattern(engram_store *s, const float *centroid, float strength, const int64_t *members,
-                         uint32_t nmembers, float threshold)
+/* Read every stored pattern into the merge cache (inside the commit's transaction). */
+static int patterns_read(engram_store *s)
 {
   sqlite3_stmt *st = q(s, Q_PATTERNS_ALL);
-  int64_t best = -1;
-  double best_cos = threshold;
-  int r;
+  int r, rc = 0;
+  s->pat_n = 0;
   while ((r = sqlite3_step(st)) == SQLITE_ROW) {
     if (sqlite3_column_bytes(st, 1) != (int)(s->dim * sizeof(float)))
-      continue;
-    double cs = cosine(centroid, sqlite3_column_blob(st, 1), s->dim);
-    if (cs >= best_cos) {
-      best_cos = cs;
-      best = sqlite3_column_int64(st, 0);
-    }
+      continue;   /* not a centroid of this store's dimension: never merged into */
+    if ((rc = patterns_reserve(s, s->pat_n + 1)) != 0)
+      break;
+    uint32_t k = s->pat_n++;
+    s->pat_ids[k] = sqlite3_column_int64(st, 0);
+    memcpy(s->pat_centroids + (size_t)k * s->dim, sqlite3_column_blob(st, 1), s->dim * sizeof(float));
+    s->pat_strength[k] = sqlite3_column_double(st, 2);
+    s->pat_size[k] = (double)sqlite3_column_int64(st, 3);
   }
   sqlite3_reset(st);
-  if (r != SQLITE_DONE)
-    return db_fail(s, "reading patterns");
-  if (best < 0)
-    return 0;
+  if (rc == 0 && r != SQLITE_DONE)
+    rc = db_fail(s, "reading patterns");
+  return rc;
+}
 
-  /* reread the winner (the scan's column pointers are gone) and build the merged row */
-  sqlite3_stmt *one = q(s, Q_PATTERN_ONE);
-  sqlite3_bind_int64(one, 1, best);
-  if (sqlite3_step(one) != SQLITE_ROW) {
-    sqlite3_reset(one);
-    return db_fail(s, "reading a pattern");
+/* Add members to a pattern; *added gets how many were not members yet. */
+static int add_members(engram_store *s, int64_t pattern, const int64_t *m, uint32_t n, uint32_t *added)
+{
+  *added = 0;
+  for (uint32_t i = 0; i < n; i += CHUNK) {
+    sqlite3_stmt *st = q(s, Q_MEMBERS_N);
+    sqlite3_bind_int64(st, 1, pattern);
+    for (uint32_t k = 0; k < CHUNK && i + k < n; k++)
+      sqlite3_bind_int64(st, (int)k + 2, m[i + k]);
+    if (sqlite3_step(st) != SQLITE_DONE) {
+      sqlite3_reset(st);
+      return db_fail(s, "writing pattern members");
+    }
+    *added += (uint32_t)sqlite3_changes(s->db);
+    sqlite3_reset(st);
   }
-  const float *old_c = sqlite3_column_blob(one, 0);
-  double old_s = sqlite3_column_double(one, 1);
-  const int64_t *old_m = sqlite3_column_blob(one, 2);
-  uint32_t nold = (uint32_t)(sqlite3_column_bytes(one, 2) / (int)sizeof(int64_t));
-  float *cen = malloc(s->dim * sizeof(float));
-  int64_t *mem = malloc(((size_t)nold + nmembers + 1) * sizeof(int64_t));
-  if (!cen || !mem) {
-    free(cen);
-    free(mem);
-    sqlite3_reset(one);
-    return engram_fail(ENGRAM_ENOMEM, "store: out of memory merging patterns");
-  }
-  memcpy(mem, old_m, (size_t)nold * sizeof(int64_t));
-  uint32_t nm = nold;
-  for (uint32_t i = 0; i < nmembers; i++) {
-    uint32_t k = 0;
-    while (k < nold && mem[k] != members[i])
-      k++;
-    if (k == nold)
-      mem[nm++] = members[i];
-  }
-  double wo = nold, wn = nmembers, w = wo + wn > 0 ? wo + wn : 1;
-  for (uint32_t k = 0; k < s->dim; k++)
-    cen[k] = (float)((old_c[k] * wo + centroid[k] * wn) / w);
-  double merged_strength = (old_s * wo + strength * wn) / w;
-  sqlite3_reset(one);
+  return 0;
+}
 
-  st = q(s, Q_PATTERN_UPDATE);
-  sqlite3_bind_int64(st, 1, best);
-  sqlite3_bind_blob(st, 2, cen, (int)(s->dim * sizeof(float)), SQLITE_TRANSIENT);
-  sqlite3_bind_double(st, 3, merged_strength);
-  sqlite3_bind_blob(st, 4, mem, (int)(nm * sizeof(int64_t)), SQLITE_TRANSIENT);
-  free(cen);
-  free(mem);
-  int rc = step_done(s, st, "merging a pattern");
-  return rc ? rc : 1;
+/* Write the burst's patterns. With pattern_merge > 0 each is merged into the stored pattern
+ * whose centroid is most similar, if that cosine reaches pattern_merge: members united,
+ * centroid and strength averaged with the member counts as weights; otherwise (and always
+ * with pattern_merge == 0) it is inserted. The stored centroids are read once and compared
+ * with the similarity kernel; patterns written earlier in the same commit are seen. */
+static int write_patterns(engram_store *s, const engram_store_changes *c, double now)
+{
+  int merging = c->pattern_merge > 0, rc;
+  if (merging && (rc = patterns_read(s)) != 0)
+    return rc;
+  for (uint32_t p = 0; p < c->n_patterns; p++) {
+    const float *centroid = c->pattern_centroids + (size_t)p * s->dim;
+    const int64_t *members = c->pattern_members + c->pattern_offsets[p];
+    uint32_t nmembers = c->pattern_offsets[p + 1] - c->pattern_offsets[p], added;
+    int32_t best = -1;
+    if (merging && s->pat_n) {
+      if ((rc = engram_sim_cosine(NULL, centroid, s->pat_centroids, s->pat_n, s->dim, s->pat_scores)) != 0)
+        return rc;
+      float top = c->pattern_merge;
+      for (uint32_t k = 0; k < s->pat_n; k++)
+        if (s->pat_scores[k] >= top) {
+          top = s->pat_scores[k];
+          best = (int32_t)k;
+        }
+    }
+    int64_t id;
+    double size, strength;
+    float *cen;
+    if (best >= 0) {
+      id = s->pat_ids[best];
+      if ((rc = add_members(s, id, members, nmembers, &added)) != 0)
+        return rc;
+      double wo = s->pat_size[best], wn = nmembers, w = wo + wn > 0 ? wo + wn : 1;
+      cen = s->pat_centroids + (size_t)best * s->dim;
+      for (uint32_t k = 0; k < s->dim; k++)
+        cen[k] = (float)((cen[k] * wo + centroid[k] * wn) / w);
+      strength = (s->pat_strength[best] * wo + c->pattern_strength[p] * wn) / w;
+      size = s->pat_size[best] + added;
+      s->pat_strength[best] = strength;
+      s->pat_size[best] = size;
+    } else {
+      sqlite3_stmt *st = q(s, Q_PATTERN);
+      sqlite3_bind_blob(st, 1, centroid, (int)(s->dim * sizeof(float)), SQLITE_STATIC);
+      sqlite3_bind_double(st, 2, c->pattern_strength[p]);
+      sqlite3_bind_double(st, 3, now);
+      if ((rc = step_done(s, st, "writing patterns")) != 0)
+        return rc;
+      id = sqlite3_last_insert_rowid(s->db);
+      if ((rc = add_members(s, id, members, nmembers, &added)) != 0)
+        return rc;
+      size = added;
+      strength = c->pattern_strength[p];
+      cen = (float *)centroid;
+      if (merging) {   /* later patterns of this commit may merge into it */
+        if ((rc = patterns_reserve(s, s->pat_n + 1)) != 0)
+          return rc;
+        uint32_t k = s->pat_n++;
+        s->pat_ids[k] = id;
+        memcpy(s->pat_centroids + (size_t)k * s->dim, centroid, s->dim * sizeof(float));
+        s->pat_strength[k] = strength;
+        s->pat_size[k] = size;
+        cen = s->pat_centroids + (size_t)k * s->dim;
+      }
+    }
+    sqlite3_stmt *st = q(s, Q_PATTERN_UPDATE);
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_blob(st, 2, cen, (int)(s->dim * sizeof(float)), SQLITE_STATIC);
+    sqlite3_bind_double(st, 3, strength);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)size);
+    if ((rc = step_done(s, st, "writing patterns")) != 0)
+      return rc;
+  }
+  return 0;
 }
 
 /* One memory a commit writes: what changes in its row. */
@@ -1268,26 +1450,8 @@ int engram_store_commit(engram_store *s, const engram_store_changes *c)
     engram_claims_writer_leave(s->claims);
     return explain_write(s, &p.w[short_at], 1);
   }
-  for (uint32_t i = 0; i < c->n_patterns; i++) {
-    uint32_t lo = c->pattern_offsets[i], hi = c->pattern_offsets[i + 1];
-    if (c->pattern_merge > 0) {
-      int merged = merge_pattern(s, c->pattern_centroids + (size_t)i * s->dim, c->pattern_strength[i],
-                                 c->pattern_members + lo, hi - lo, c->pattern_merge);
-      if (merged < 0) {
-        rc = merged;
-        goto rollback;
-      }
-      if (merged)
-        continue;
-    }
-    sqlite3_stmt *st = q(s, Q_PATTERN);
-    sqlite3_bind_blob(st, 1, c->pattern_centroids + (size_t)i * s->dim, (int)(s->dim * sizeof(float)), SQLITE_STATIC);
-    sqlite3_bind_double(st, 2, c->pattern_strength[i]);
-    sqlite3_bind_blob(st, 3, c->pattern_members + lo, (int)((hi - lo) * sizeof(int64_t)), SQLITE_STATIC);
-    sqlite3_bind_double(st, 4, now);
-    if ((rc = step_done(s, st, "writing patterns")) != 0)
-      goto rollback;
-  }
+  if ((rc = write_patterns(s, c, now)) != 0)
+    goto rollback;
   if ((rc = exec(s, "COMMIT", "committing a burst")) != 0)
     goto rollback;
   engram_claims_writer_leave(s->claims);
@@ -1400,8 +1564,11 @@ static double edge_weight_mean(engram_store *s, int *rc)
   while ((r = sqlite3_step(st)) == SQLITE_ROW) {
     const unsigned char *p = sqlite3_column_blob(st, 0);
     int bytes = sqlite3_column_bytes(st, 0);
-    for (int i = 0; i + EDGE_BYTES <= bytes; i += EDGE_BYTES, n++)
-      sum += edge_weight(p + i);
+    for (int i = 0; i + EDGE_BYTES <= bytes; i += EDGE_BYTES)
+      if (edge_dst(p + i) != EDGE_FREE) {
+        sum += edge_weight(p + i);
+        n++;
+      }
   }
   if (r != SQLITE_DONE)
     *rc = db_fail(s, "summarizing");
@@ -1425,6 +1592,6 @@ int engram_store_summarize(engram_store *s, engram_store_summary *out)
   out->strength_max = scalar(s, q_at, n > 0 ? n - 1 : 0, &rc);
   out->activation_mean = scalar(s, "SELECT avg(activation) FROM memories WHERE ?1 = ?1", 0, &rc);
   out->edge_weight_mean = edge_weight_mean(s, &rc);
-  out->pattern_members_mean = scalar(s, "SELECT avg(length(members)) / 8.0 FROM patterns WHERE ?1 = ?1", 0, &rc);
+  out->pattern_members_mean = scalar(s, "SELECT avg(size) FROM patterns WHERE ?1 = ?1", 0, &rc);
   return rc;
 }

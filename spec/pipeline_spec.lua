@@ -150,20 +150,23 @@ local function sqlite(path, sql)
 end
 
 -- Every stored edge as "src:dst" -> weight, decoded from memories.edges (12-byte entries:
--- little-endian int64 target, float32 weight; see the README's store section).
+-- little-endian int64 target, float32 weight, target INT64_MIN for a free slot; see the README's
+-- store section).
 local function stored_edges(path)
   local ffi = require("ffi")
   local edges, n = {}, 0
-  for _, r in ipairs(sqlite(path, "SELECT id, hex(edges) FROM memories WHERE edges IS NOT NULL")) do
-    local hex = r[2]
+  for _, r in ipairs(sqlite(path, "SELECT id, 'x' || hex(edges) FROM memories WHERE edges IS NOT NULL")) do
+    local hex = r[2]:sub(2)   -- the 'x' keeps an all-digit hex string a string
     local bytes = ffi.new("uint8_t[?]", #hex / 2)
     for k = 0, #hex / 2 - 1 do bytes[k] = tonumber(hex:sub(2 * k + 1, 2 * k + 2), 16) end
     for at = 0, #hex / 2 - 12, 12 do
       local dst, w = ffi.new("int64_t[1]"), ffi.new("float[1]")
       ffi.copy(dst, bytes + at, 8)
       ffi.copy(w, bytes + at + 8, 4)
-      edges[r[1] .. ":" .. tonumber(dst[0])] = w[0]
-      n = n + 1
+      if dst[0] ~= -9223372036854775807LL - 1 then   -- not a free slot
+        edges[r[1] .. ":" .. tonumber(dst[0])] = w[0]
+        n = n + 1
+      end
     end
   end
   return edges, n
@@ -229,13 +232,9 @@ describe("scripts/consolidate.lua", function()
     end
     -- patterns: the same member sets
     local stored = {}
-    for _, r in ipairs(sqlite(path, "SELECT 'x' || hex(members) FROM patterns")) do
-      local hex, members = r[1]:sub(2), {}
-      for k = 1, #hex, 16 do
-        local v = 0
-        for b = 7, 0, -1 do v = v * 256 + tonumber(hex:sub(k + 2 * b, k + 2 * b + 1), 16) end
-        members[#members + 1] = v
-      end
+    for _, r in ipairs(sqlite(path, "SELECT group_concat(memory) FROM pattern_members GROUP BY pattern")) do
+      local members = {}
+      for v in tostring(r[1]):gmatch("%d+") do members[#members + 1] = tonumber(v) end
       table.sort(members)
       stored[#stored + 1] = table.concat(members, ",")
     end

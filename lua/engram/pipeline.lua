@@ -187,7 +187,8 @@ end
 
 -- Clusters: connected components of the close pairs (single linkage at cluster_threshold) with at
 -- least min_cluster members, one of them from the batch. Each becomes a pattern with the mean of
--- its members' unit vectors as centroid and the mean cosine of members to it as strength.
+-- its members' unit vectors as centroid and the mean cosine of members to it as strength (which
+-- is the centroid's norm).
 -- Returns { count, centroids (matrix), strength (floats), offsets (ints), members (int64s) }.
 function M.patterns(a, b, close, params)
   local total, d = b.total, b.dim
@@ -261,14 +262,9 @@ function M.patterns(a, b, close, params)
       c[k] = v
       cn = cn + v * v
     end
-    cn = sqrt(cn)
-    local sum = 0
-    for _, r in ipairs(g) do
-      local row, dot = emb + r * d, 0
-      for k = 0, d - 1 do dot = dot + row[k] * c[k] end
-      sum = sum + (cn > 0 and dot * iv[r] / cn or 0)
-    end
-    strength[p - 1] = sum / #g
+    -- the members' mean cosine to c: sum_r inv_r (row_r . c) = c . (sum_r inv_r row_r) = |g| |c|^2,
+    -- so the mean over |g| members, divided by |c|, is |c| itself (a degenerate member counts 0)
+    strength[p - 1] = sqrt(cn)
     offsets[p - 1] = pos
     for _, r in ipairs(g) do
       members[pos] = ids[r]
@@ -289,19 +285,27 @@ function M.graph(a, b, links)
   local total = b.total
   local ne_old, nl = b.edges.n, links.n
   local maxe = ne_old + 2 * nl
-  -- new links win over stored edges between the same rows: remember them by key
-  local fresh = {}
+  -- new links win over stored edges between the same rows. Every link has a batch row at one end,
+  -- so only a stored edge from or to a batch row can collide (batch episodes are unconsolidated
+  -- and rarely have edges): the links are put in a table only when there is such an edge.
   local li, lj, lw = links.i:pointer(), links.j:pointer(), links.w:pointer()
-  for k = 0, nl - 1 do
-    fresh[li[k] * total + lj[k]] = true
-    fresh[lj[k] * total + li[k]] = true
+  local es, ed, ew = b.edges.src:pointer(), b.edges.dst:pointer(), b.edges.weight:pointer()
+  local n, fresh = b.n, nil
+  for k = 0, ne_old - 1 do
+    if es[k] < n or ed[k] < n then
+      fresh = {}
+      for x = 0, nl - 1 do
+        fresh[li[x] * total + lj[x]] = true
+        fresh[lj[x] * total + li[x]] = true
+      end
+      break
+    end
   end
   local src, dst, w = a:ints(maxe), a:ints(maxe), a:floats(maxe)
   local sp, dp, wp = src:pointer(), dst:pointer(), w:pointer()
   local e = 0
-  local es, ed, ew = b.edges.src:pointer(), b.edges.dst:pointer(), b.edges.weight:pointer()
   for k = 0, ne_old - 1 do
-    if not fresh[es[k] * total + ed[k]] then
+    if not (fresh and fresh[es[k] * total + ed[k]]) then
       sp[e], dp[e], wp[e] = es[k], ed[k], ew[k]
       e = e + 1
     end

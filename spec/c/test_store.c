@@ -275,6 +275,70 @@ TEST(commit_writes_everything_and_releases_the_claims)
   engram_store_close(s);
 }
 
+static int edge_list_bytes(const char *name, int64_t id)
+{
+  sqlite3 *db;
+  sqlite3_stmt *st;
+  int bytes = -1;
+  if (sqlite3_open(db_path(name), &db) == SQLITE_OK &&
+      sqlite3_prepare_v2(db, "SELECT length(edges) FROM memories WHERE id = ?1", -1, &st, NULL) == SQLITE_OK) {
+    sqlite3_bind_int64(st, 1, id);
+    if (sqlite3_step(st) == SQLITE_ROW)
+      bytes = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+  }
+  sqlite3_close(db);
+  return bytes;
+}
+
+TEST(edge_lists_grow_in_place_until_their_free_slots_run_out)
+{
+  engram_store *s = open_store("slots.db", DIM, 1);
+  import(s, 1, 30);
+  CHECK_EQ(edge_list_bytes("slots.db", 1), 8 * 12);     /* imported with 8 free slots */
+  engram_store_changes c;
+  ENGRAM_STRUCT_INIT(c, ENGRAM_STORE_CHANGES_VERSION);
+  int64_t src[20], dst[20];
+  float w[20];
+  for (int i = 0; i < 20; i++)
+    src[i] = 1, dst[i] = 30 - i, w[i] = 0.01f * (float)i;
+  c.edge_src = src, c.edge_dst = dst, c.edge_weight = w;
+  c.n_edges = 5;                                        /* 30..26 */
+  CHECK_EQ(engram_store_commit(s, &c), 0);
+  CHECK_EQ(edge_list_bytes("slots.db", 1), 8 * 12);     /* same size: written in place */
+  CHECK_EQ(counts(s).edges, 5);
+  c.n_edges = 8;                                        /* 30..23: 3 more, one re-weighted list */
+  CHECK_EQ(engram_store_commit(s, &c), 0);
+  CHECK_EQ(edge_list_bytes("slots.db", 1), 8 * 12);
+  c.n_edges = 20;                                       /* 30..11: grows to 24 slots */
+  CHECK_EQ(engram_store_commit(s, &c), 0);
+  CHECK_EQ(edge_list_bytes("slots.db", 1), 24 * 12);
+  CHECK_EQ(counts(s).edges, 20);
+  /* loading 1 (as the newest unconsolidated after 2..30 are set aside) brings its 20 edges */
+  sqlite3 *db;
+  CHECK_EQ(sqlite3_open(db_path("slots.db"), &db), SQLITE_OK);
+  CHECK_EQ(sqlite3_exec(db, "UPDATE memories SET consolidated = 1 WHERE id > 1", NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+  engram_arena *a = arena(1 << 20);
+  engram_batch b;
+  CHECK_EQ(engram_store_load(s, a, 1, 29, 0, &b), 0);
+  CHECK_EQ(b.ids[0], 1);
+  CHECK_EQ(b.n_edges, 20);
+  for (uint32_t e = 0; e < b.n_edges; e++) {
+    int64_t to = b.ids[b.edge_dst[e]];
+    CHECK_EQ(b.edge_src[e], 0);
+    CHECK(to >= 11 && to <= 30 && b.edge_weight[e] == 0.01f * (float)(30 - to));
+  }
+  engram_store_release(s, b.claim);
+  /* the id that marks a free slot is refused, as an episode and as a target */
+  dst[0] = INT64_MIN;
+  c.n_edges = 1;
+  CHECK_EQ(engram_store_commit(s, &c), ENGRAM_EINVAL);
+  CHECK_STR(engram_last_error(), "store: edge 1 -> -9223372036854775808 targets the reserved id");
+  engram_arena_destroy(a);
+  engram_store_close(s);
+}
+
 static int commit_pattern(engram_store *s, float x0, float x1, const int64_t *members, uint32_t n, float merge)
 {
   float centroid[DIM] = { 0 };
@@ -536,6 +600,7 @@ TEST(a_version_1_store_is_upgraded_with_its_edges)
     "INSERT INTO embeddings VALUES (1, x'0000803f00000000'), (2, x'000000000000803f'), (3, x'0000803f0000803f');"
     "INSERT INTO memories(id, created_at, last_access, consolidated) VALUES (1, 1, 1, 1), (2, 2, 2, 1), (3, 3, 3, 0);"
     "INSERT INTO edges VALUES (2, 1, 0.25), (1, 2, 0.5), (1, 3, 0.75);"
+    "INSERT INTO patterns VALUES (1, x'0000803f00000000', 0.5, x'01000000000000000200000000000000', 1);"
     "PRAGMA user_version = 1;", NULL, NULL, NULL), SQLITE_OK);
   sqlite3_close(db);
   engram_store *s = open_store("v1.db", 0, 0);
@@ -544,6 +609,11 @@ TEST(a_version_1_store_is_upgraded_with_its_edges)
   engram_store_counts n = counts(s);
   CHECK_EQ(n.memories, 3);
   CHECK_EQ(n.edges, 3);
+  CHECK_EQ(n.patterns, 1);
+  engram_store_summary summary;
+  ENGRAM_STRUCT_INIT(summary, ENGRAM_STORE_SUMMARY_VERSION);
+  CHECK_EQ(engram_store_summarize(s, &summary), 0);
+  CHECK(summary.pattern_members_mean == 2);      /* members 1 and 2, now rows */
   /* the edges come back as the store's: load 3 with 1 and 2 as context */
   engram_arena *a = arena(1 << 20);
   engram_batch b;
@@ -686,9 +756,14 @@ TEST(a_process_killed_mid_commit_leaves_the_previous_burst_intact)
     float first = -1;
     while (sqlite3_step(st) == SQLITE_ROW) {
       const unsigned char *p = sqlite3_column_blob(st, 0);
-      for (int i = 0; i + 12 <= sqlite3_column_bytes(st, 0); i += 12, edges++) {
+      for (int i = 0; i + 12 <= sqlite3_column_bytes(st, 0); i += 12) {
+        int64_t to;
         float w;
-        memcpy(&w, p + i + 8, sizeof w);   /* 12-byte entries: int64 target, float32 weight */
+        memcpy(&to, p + i, sizeof to);     /* 12-byte entries: int64 target, float32 weight */
+        memcpy(&w, p + i + 8, sizeof w);
+        if (to == INT64_MIN)
+          continue;                        /* a free slot */
+        edges++;
         if (first < 0)
           first = w;
         mixed += w != first;
@@ -779,6 +854,7 @@ int main(void)
   RUN(invalid_changes_are_refused_before_anything_is_written);
   RUN(load_brings_neighbours_recent_context_and_edges_as_row_indices);
   RUN(context_is_the_consolidated_memories_nearest_in_time_to_the_batch);
+  RUN(edge_lists_grow_in_place_until_their_free_slots_run_out);
   RUN(a_batch_that_does_not_fit_the_arena_is_an_error_and_releases_its_claims);
   RUN(an_empty_store_loads_nothing_without_needing_arena_room);
   RUN(claims_are_shared_by_the_connections_of_a_process_and_need_no_write_lock);
