@@ -138,7 +138,7 @@ struct engram_store {
   void *scratch;
   size_t scratch_cap;
   /* the stored patterns while a commit merges: centroids (dim floats each), ids, strengths,
-   * sizes, and the scores of one new centroid against them */
+   * sizes, and the scores of one new centroid against them, in one block (pat_strength's) */
   float *pat_centroids, *pat_scores;
   int64_t *pat_ids;
   double *pat_strength, *pat_size;
@@ -593,11 +593,7 @@ void engram_store_close(engram_store *s)
   sqlite3_close(s->db);
   engram_claims_detach(s->claims);
   free(s->scratch);
-  free(s->pat_centroids);
-  free(s->pat_scores);
-  free(s->pat_ids);
-  free(s->pat_strength);
-  free(s->pat_size);
+  free(s->pat_strength);   /* the merge cache's block */
   free(s);
 }
 
@@ -1099,7 +1095,7 @@ static int step_done(engram_store *s, sqlite3_stmt *st, const char *what)
   return r == SQLITE_DONE ? 0 : db_fail(s, what);
 }
 
-/* Room for n stored patterns in the merge cache. */
+/* Room for n stored patterns in the merge cache: one block, its arrays moved when it grows. */
 static int patterns_reserve(engram_store *s, uint32_t n)
 {
   if (n <= s->pat_cap)
@@ -1107,23 +1103,22 @@ static int patterns_reserve(engram_store *s, uint32_t n)
   uint32_t cap = s->pat_cap ? s->pat_cap : 64;
   while (cap < n)
     cap *= 2;
-  float *c = realloc(s->pat_centroids, (size_t)cap * s->dim * sizeof *c);
-  if (c)
-    s->pat_centroids = c;
-  float *sc = realloc(s->pat_scores, cap * sizeof *sc);
-  if (sc)
-    s->pat_scores = sc;
-  int64_t *id = realloc(s->pat_ids, cap * sizeof *id);
-  if (id)
-    s->pat_ids = id;
-  double *st = realloc(s->pat_strength, cap * sizeof *st);
-  if (st)
-    s->pat_strength = st;
-  double *sz = realloc(s->pat_size, cap * sizeof *sz);
-  if (sz)
-    s->pat_size = sz;
-  if (!c || !sc || !id || !st || !sz)
+  size_t each = (size_t)s->dim * sizeof(float) + sizeof(float) + sizeof(int64_t) + 2 * sizeof(double);
+  char *block = malloc((size_t)cap * each);
+  if (!block)
     return engram_fail(ENGRAM_ENOMEM, "store: out of memory for %u patterns", n);
+  /* doubles and int64s first: every array stays aligned */
+  double *st = (double *)block, *sz = st + cap;
+  int64_t *id = (int64_t *)(sz + cap);
+  float *c = (float *)(id + cap), *sc = c + (size_t)cap * s->dim;
+  if (s->pat_n) {
+    memcpy(st, s->pat_strength, s->pat_n * sizeof *st);
+    memcpy(sz, s->pat_size, s->pat_n * sizeof *sz);
+    memcpy(id, s->pat_ids, s->pat_n * sizeof *id);
+    memcpy(c, s->pat_centroids, (size_t)s->pat_n * s->dim * sizeof *c);
+  }
+  free(s->pat_strength);   /* the old block starts with its strengths */
+  s->pat_strength = st, s->pat_size = sz, s->pat_ids = id, s->pat_centroids = c, s->pat_scores = sc;
   s->pat_cap = cap;
   return 0;
 }

@@ -375,6 +375,57 @@ TEST(similar_patterns_merge_and_different_ones_do_not)
   engram_store_close(s);
 }
 
+TEST(many_patterns_merge_into_the_nearest_stored_one_or_one_of_the_same_commit)
+{
+  engram_store *s = open_store("manypatterns.db", DIM, 1);
+  /* 100 patterns at angles 0.9 degrees apart in the first plane (cos of neighbours 0.99988),
+   * then one more on pattern 5's direction with a new member, 200 */
+  enum { P = 100 };
+  static float cen[(P + 2) * DIM];
+  float strength[P + 2];
+  uint32_t off[P + 2];
+  int64_t members[P + 1];
+  for (int p = 0; p <= P + 1; p++) {
+    double t = (p < P ? p : p == P ? 5 : 37.2) * 0.9 * M_PI / 180;   /* the last between 37 and 38 */
+    cen[p * DIM] = (float)cos(t);
+    cen[p * DIM + 1] = (float)sin(t);
+    strength[p] = 0.5f;
+    if (p <= P) {
+      off[p] = (uint32_t)p;
+      members[p] = p < P ? p + 1 : 200;
+    }
+  }
+  off[P + 1] = P + 1;
+  engram_store_changes c;
+  ENGRAM_STRUCT_INIT(c, ENGRAM_STORE_CHANGES_VERSION);
+  c.n_patterns = P + 1;
+  c.pattern_centroids = cen;
+  c.pattern_strength = strength;
+  c.pattern_offsets = off;
+  c.pattern_members = members;
+  c.pattern_merge = 0.99995f;   /* above the neighbours' cosine: only the last merges (into 5) */
+  CHECK_EQ(engram_store_commit(s, &c), 0);
+  CHECK_EQ(counts(s).patterns, P);
+  engram_store_summary sum;
+  ENGRAM_STRUCT_INIT(sum, ENGRAM_STORE_SUMMARY_VERSION);
+  CHECK_EQ(engram_store_summarize(s, &sum), 0);
+  CHECK(fabs(sum.pattern_members_mean - 1.01) < 1e-12);   /* pattern 5: {6, 200} */
+  /* one more (members {38}) 0.18 degrees from pattern 37 (members {38}): merged there, and 38
+   * was a member already */
+  c.n_patterns = 1;
+  c.pattern_centroids = cen + (P + 1) * DIM;
+  c.pattern_strength = strength + P + 1;
+  uint32_t one[2] = { 0, 1 };
+  c.pattern_offsets = one;
+  int64_t m38 = 38;
+  c.pattern_members = &m38;
+  CHECK_EQ(engram_store_commit(s, &c), 0);
+  CHECK_EQ(counts(s).patterns, P);
+  CHECK_EQ(engram_store_summarize(s, &sum), 0);
+  CHECK(fabs(sum.pattern_members_mean - 1.01) < 1e-12);
+  engram_store_close(s);
+}
+
 TEST(invalid_changes_are_refused_before_anything_is_written)
 {
   engram_store *s = open_store("invalid.db", DIM, 1);
@@ -851,6 +902,7 @@ int main(void)
   RUN(claims_expire_after_their_lease);
   RUN(commit_writes_everything_and_releases_the_claims);
   RUN(similar_patterns_merge_and_different_ones_do_not);
+  RUN(many_patterns_merge_into_the_nearest_stored_one_or_one_of_the_same_commit);
   RUN(invalid_changes_are_refused_before_anything_is_written);
   RUN(load_brings_neighbours_recent_context_and_edges_as_row_indices);
   RUN(context_is_the_consolidated_memories_nearest_in_time_to_the_batch);
