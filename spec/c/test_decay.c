@@ -216,6 +216,68 @@ static void special_ages(void)
   CHECK(z[0] == 0.3f && z[1] == 0.3f);
 }
 
+/* The vector loops take sixteen elements at a time and send a block with an unusual age (NaN
+ * with any payload, infinite, huge, negative, or a factor below 2^-125) to a slower exact path:
+ * each such age at every position of a block, among ordinary ones, gives the right value for
+ * itself and its neighbours. */
+ISA_TESTS(special_ages_in_blocks)
+static void special_ages_in_blocks(void)
+{
+  static const uint32_t nan_bits[] = { 0x7fc00000u, 0x7fc00001u, 0x7fffffffu, 0xffc12345u, 0x7f800001u };
+  enum { N = 48 };
+  float s[N], s0[N], t[N], special[16];
+  size_t ns = 0;
+  for (size_t i = 0; i < sizeof nan_bits / sizeof *nan_bits; i++)
+    memcpy(&special[ns++], &nan_bits[i], sizeof(float));
+  const double h = 3600.0;
+  special[ns++] = INFINITY;
+  special[ns++] = -INFINITY;
+  special[ns++] = -5.0f;
+  special[ns++] = 1e30f;
+  const size_t common = ns;
+  for (int model = ENGRAM_DECAY_HALF_LIFE; model <= ENGRAM_DECAY_POWER; model++) {
+    engram_decay_params p = params((engram_decay_model)model);
+    p.half_life = p.tau = h;
+    p.beta = 4.0;
+    p.unit = 1.0;                               /* 2^-n with n = 4 log2(1 + t) */
+    ns = common;
+    if (model == ENGRAM_DECAY_POWER) {
+      special[ns++] = 2.55e9f;                  /* n = 124.9 */
+      special[ns++] = 2.70e9f;                  /* n = 125.1: the fast path's last exponent */
+      special[ns++] = 3.2e9f;                   /* n = 126.1 */
+      special[ns++] = 1e12f;
+    } else {
+      double f = model == ENGRAM_DECAY_TIME_CONSTANT ? M_LN2 : 1.0;   /* ages of n half-lives */
+      special[ns++] = (float)(125.4 * h * f);   /* n = 125: the fast path's last exponent */
+      special[ns++] = (float)(125.6 * h * f);   /* n = 126 */
+      special[ns++] = (float)(190.0 * h * f);
+      special[ns++] = (float)(300.0 * h * f);   /* beyond the cap of 220 */
+    }
+    for (size_t v = 0; v < ns; v++)
+      for (size_t k = 0; k < 32; k++) {
+        for (size_t i = 0; i < N; i++) {
+          s0[i] = i % 2 ? 0x1.0p64f : 0.7f;
+          t[i] = (float)(urand() * 2.0 * h);
+        }
+        t[k] = special[v];
+        memcpy(s, s0, sizeof s);
+        CHECK_EQ(engram_decay_apply(arena, &p, s, t, NULL, N), 0);
+        size_t bad = 0;
+        for (size_t i = 0; i < N; i++) {
+          if (isnan(t[i]))
+            bad += !isnan(s[i]);
+          else
+            bad += !(err_units(s[i], (double)s0[i] * factor_ref(&p, t[i], 0)) <= 1.0);
+        }
+        if (bad) {
+          printf("    model %d, age %a at %zu: %zu wrong\n", model, (double)special[v], k, bad);
+          CHECK_EQ(bad, 0);
+          return;
+        }
+      }
+  }
+}
+
 TEST(isa_variants_agree_with_scalar)
 {
   enum { N = 4099 };
@@ -290,6 +352,7 @@ int main(void)
   RUN_ISA(models_match_double_precision);
   RUN_ISA(tails_and_misaligned_starts);
   RUN_ISA(special_ages);
+  RUN_ISA(special_ages_in_blocks);
   RUN(isa_variants_agree_with_scalar);
   RUN(bad_parameters_are_errors);
   engram_arena_destroy(arena);
