@@ -283,3 +283,32 @@ int engram_sim_topk(engram_arena *a, const float *rows, const float *inv, size_t
                         .score = score };
   return run_scan(a, &s);
 }
+
+/* Elementwise over d: vectorised by the compiler at -O2 (no reduction, restrict operands). */
+static void add_scaled(float *restrict out, const float *restrict row, float w, size_t d)
+{
+  for (size_t k = 0; k < d; k++)
+    out[k] += row[k] * w;
+}
+
+int engram_sim_centroid(const float *rows, const float *inv, size_t d, const uint32_t *members, size_t m,
+                        float *out, float *norm)
+{
+  if (d == 0)
+    return engram_fail(ENGRAM_EINVAL, WHO ": dimension is 0");
+  if (!out || !norm || (m && (!rows || !inv || !members)))
+    return engram_fail(ENGRAM_EINVAL, WHO ": %s is NULL",
+                       !out ? "out" : !norm ? "norm" : !rows ? "rows" : !inv ? "inv" : "members");
+  memset(out, 0, d * sizeof *out);
+  *norm = 0;
+  if (m == 0)
+    return 0;
+  for (size_t i = 0; i < m; i++)
+    if (inv[members[i]] != 0.0f)
+      add_scaled(out, rows + (size_t)members[i] * d, inv[members[i]] / (float)m, d);
+  double nn = 0;
+  for (size_t k = 0; k < d; k++)
+    nn += (double)out[k] * out[k];
+  *norm = (float)sqrt(nn);
+  return 0;
+}

@@ -692,6 +692,13 @@ ENGRAM_API int engram_sim_pairs(engram_arena *a, const float *rows, const float 
 ENGRAM_API int engram_sim_topk(engram_arena *a, const float *rows, const float *inv, size_t n,
                                size_t d, size_t k, uint32_t *idx, float *score);
 
+/* The centroid of a cluster: out (d floats) = the mean of the unit vectors of rows members[0..m)
+ * (row i at rows + i*d, inverse norm inv[i] from engram_sim_norms; a row with inv 0 counts as a
+ * zero vector), and *norm = ||out||, which is also the members' mean cosine to out (sum_r
+ * inv_r row_r . out = m ||out||^2). m = 0 gives zeros. No scratch. */
+ENGRAM_API int engram_sim_centroid(const float *rows, const float *inv, size_t d, const uint32_t *members,
+                                   size_t m, float *out, float *norm);
+
 /* ---- spreading activation (kernels/spread.c) -----------------------------------------
  *
  * The graph is CSR by source: the edges of node s are e in [offsets[s], offsets[s+1]), each

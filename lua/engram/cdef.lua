@@ -225,6 +225,8 @@ int engram_sim_pairs(engram_arena *a, const float *rows, const float *inv, size_
                      float threshold, engram_sim_pair *out, size_t cap, size_t *count);
 int engram_sim_topk(engram_arena *a, const float *rows, const float *inv, size_t n, size_t d,
                     size_t k, uint32_t *idx, float *score);
+int engram_sim_centroid(const float *rows, const float *inv, size_t d, const uint32_t *members, size_t m,
+                        float *out, float *norm);
 
 typedef struct engram_csr {
   size_t n;

@@ -167,6 +167,20 @@ function M.topk(rows, n, d, k, idx, score, inv, arena)
                                   ptr(idx, 5, f, "uint32_t *"), ptr(score, 6, f, "float *")))
 end
 
+-- The mean of the unit vectors of rows members[0..m) (uint32_t row numbers) into out (d floats),
+-- with inverse norms inv; returns its norm (the members' mean cosine to it).
+local norm_box = ffi.new("float[1]")
+function M.centroid(rows, inv, d, members, m, out)
+  local f = "centroid"
+  local ok, err = status(C.engram_sim_centroid(ptr(rows, 1, f, "float *"), ptr(inv, 2, f, "float *"), count(d, 3, f),
+                                               ptr(members, 4, f, "uint32_t *"), count(m, 5, f),
+                                               ptr(out, 6, f, "float *"), norm_box))
+  if not ok then
+    return nil, err
+  end
+  return norm_box[0]
+end
+
 -- ---- spreading activation -----------------------------------------------------------------------
 
 -- A CSR graph (engram_csr cdata) over the caller's arrays: offsets (n+1), targets, weights.

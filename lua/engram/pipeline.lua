@@ -248,23 +248,12 @@ function M.patterns(a, b, close, params)
     need("patterns", K.norms(emb, total, d, inv:pointer(), a))
   end
   local iv = inv:pointer()
+  local rows = ffi.cast("uint32_t *", a:ints(math.max(nmembers, 1)):pointer())
   local pos = 0
   for p, g in ipairs(chosen) do
-    local c = cen + (p - 1) * d
-    for k = 0, d - 1 do c[k] = 0 end
-    for _, r in ipairs(g) do
-      local row, s = emb + r * d, iv[r]
-      for k = 0, d - 1 do c[k] = c[k] + row[k] * s end
-    end
-    local cn, scale = 0, 1 / #g
-    for k = 0, d - 1 do
-      local v = c[k] * scale
-      c[k] = v
-      cn = cn + v * v
-    end
-    -- the members' mean cosine to c: sum_r inv_r (row_r . c) = c . (sum_r inv_r row_r) = |g| |c|^2,
-    -- so the mean over |g| members, divided by |c|, is |c| itself (a degenerate member counts 0)
-    strength[p - 1] = sqrt(cn)
+    for x, r in ipairs(g) do rows[x - 1] = r end
+    -- the centroid's norm is the members' mean cosine to it (see engram_sim_centroid)
+    strength[p - 1] = need("patterns", K.centroid(emb, iv, d, rows, #g, cen + (p - 1) * d))
     offsets[p - 1] = pos
     for _, r in ipairs(g) do
       members[pos] = ids[r]

@@ -392,6 +392,46 @@ TEST(bad_arguments_are_errors)
   CHECK_EQ(engram_sim_cosine(arena, v, v, SIZE_MAX / 2, 4, s), ENGRAM_EOVERFLOW);
 }
 
+TEST(centroid_is_the_mean_unit_vector_and_its_norm_the_mean_cosine)
+{
+  enum { N = 40, D = 37 };
+  static float rows[N * D], inv[N], out[D];
+  for (int i = 0; i < N * D; i++)
+    rows[i] = frand();
+  for (int k = 0; k < D; k++)
+    rows[3 * D + k] = 0.0f;                     /* a degenerate member: a zero vector */
+  CHECK_EQ(engram_sim_norms(arena, rows, N, D, inv), 0);
+  uint32_t members[] = { 5, 3, 17, 39, 0, 22 };
+  size_t m = sizeof members / sizeof members[0];
+  float norm;
+  CHECK_EQ(engram_sim_centroid(rows, inv, D, members, m, out, &norm), 0);
+  double ref[D] = { 0 }, nn = 0, cos_sum = 0;
+  for (size_t i = 0; i < m; i++) {
+    double r = norm2_ref(rows + members[i] * D, D);
+    for (int k = 0; k < D; k++)
+      ref[k] += r > 0 ? rows[members[i] * D + k] / sqrt(r) / (double)m : 0;
+  }
+  for (int k = 0; k < D; k++) {
+    CHECK(fabs(out[k] - ref[k]) <= 1e-6);
+    nn += ref[k] * ref[k];
+  }
+  for (size_t i = 0; i < m; i++) {                /* the mean cosine, the long way */
+    const float *v = rows + members[i] * D;
+    double dot = 0, r = norm2_ref(v, D);
+    for (int k = 0; k < D; k++)
+      dot += v[k] * ref[k];
+    cos_sum += r > 0 ? dot / sqrt(r * nn) : 0;
+  }
+  CHECK(fabs(norm - sqrt(nn)) <= 1e-6);
+  CHECK(fabs(norm - cos_sum / (double)m) <= 1e-6);
+  /* no members: zeros; bad arguments: errors */
+  CHECK_EQ(engram_sim_centroid(rows, inv, D, members, 0, out, &norm), 0);
+  CHECK(out[0] == 0.0f && norm == 0.0f);
+  CHECK_EQ(engram_sim_centroid(rows, inv, 0, members, m, out, &norm), ENGRAM_EINVAL);
+  CHECK_EQ(engram_sim_centroid(rows, NULL, D, members, m, out, &norm), ENGRAM_EINVAL);
+  CHECK_STR(engram_last_error(), "similarity: inv is NULL");
+}
+
 TEST(isa_selection_is_explicit)
 {
   CHECK_STR(engram_kernel_isa_name(ENGRAM_ISA_SCALAR), "scalar");
@@ -446,6 +486,7 @@ int main(void)
   RUN_ISA(topk_matches_reference);
   RUN(scratch_is_rewound_and_exhaustion_is_reported);
   RUN(bad_arguments_are_errors);
+  RUN(centroid_is_the_mean_unit_vector_and_its_norm_the_mean_cosine);
   RUN(isa_selection_is_explicit);
   engram_arena_destroy(arena);
   return test_done();
