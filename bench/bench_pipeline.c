@@ -149,9 +149,16 @@ static void prepare(const char *db, int keep)
   }
   engram_runtime_destroy(rt);
   sql(db, "UPDATE memories SET consolidated = 0 WHERE consolidated = 2");
-  printf("# consolidated all but the newest %d in %.1f s: %.1f edges per memory, %.0f patterns\n", keep,
-         (double)(bench_now_ns() - t0) / 1e9, sql_number(db, "SELECT total(length(edges)) / 12.0 / count(*) FROM memories"),
-         sql_number(db, "SELECT count(*) FROM patterns"));
+  engram_store_config sc = { .path = db };
+  engram_store *st = engram_store_open(&sc);
+  engram_store_counts n;
+  ENGRAM_STRUCT_INIT(n, ENGRAM_STORE_COUNTS_VERSION);
+  if (!st || engram_store_count(st, &n) != 0)
+    die("counting the store");
+  engram_store_close(st);
+  printf("# consolidated all but the newest %d in %.1f s: %.1f edges per memory, %lld patterns, %.0f members "
+         "per pattern\n", keep, (double)(bench_now_ns() - t0) / 1e9, (double)n.edges / (double)n.memories,
+         (long long)n.patterns, sql_number(db, "SELECT avg(size) FROM patterns"));
   fflush(stdout);
 }
 
