@@ -165,7 +165,7 @@ function Store:import(episodes)
 end
 
 -- Claim and load a burst's batch into arena a: opts.batch (default 100), opts.context (default
--- 256), opts.now. Returns a table of views (n, total, dim, claim, ids, embeddings (matrix),
+-- 64, as the default pipeline's), opts.now. Returns a table of views (n, total, dim, claim, ids, embeddings (matrix),
 -- created_at, last_access, access_count, strength, activation, edges = {n, src, dst, weight})
 -- or nil, err.
 function Store:load(a, opts)
@@ -174,7 +174,7 @@ function Store:load(a, opts)
   end
   opts = opts or {}
   local b = batch_t()
-  local rc = C.engram_store_load(self.ptr, a, opts.batch or 100, opts.context or 256, opts.now or 0, b)
+  local rc = C.engram_store_load(self.ptr, a, opts.batch or 100, opts.context or 64, opts.now or 0, b)
   if rc ~= 0 then
     return nil, last_error()
   end
