@@ -66,7 +66,7 @@ static const char schema_sql[] =
 
 enum {
   Q_UNCONSOLIDATED, Q_CONTEXT_AFTER, Q_CONTEXT_BEFORE, Q_INSERT, Q_INSERT_VECTOR, Q_COUNT, Q_PATTERNS_ALL, Q_PATTERN,
-  Q_PATTERN_UPDATE, Q_ROW_STATE, Q_WRITE, Q_ROWS_N, Q_MEMBERS_N,
+  Q_PATTERN_UPDATE, Q_ROW_STATE, Q_WRITE, Q_WRITE_CONSOLIDATE, Q_ROWS_N, Q_MEMBERS_N,
   NQUERIES
 };
 
@@ -103,13 +103,20 @@ static const char *const query_sql[NQUERIES] = {
    * first and cost twice as much per row. */
   [Q_WRITE] =
     "UPDATE memories SET "
-    "consolidated = CASE WHEN ?2 THEN 1 ELSE consolidated END, "
-    "access_count = access_count + ?2, "
     "strength = CASE WHEN ?3 IS NOT NULL AND (?6 IS NULL OR last_access = ?6) THEN ?3 ELSE strength END, "
     "activation = CASE WHEN ?3 IS NOT NULL AND (?6 IS NULL OR last_access = ?6) THEN ?4 ELSE activation END, "
     "last_access = CASE WHEN ?3 IS NOT NULL AND (?6 IS NULL OR last_access = ?6) THEN ?5 ELSE last_access END, "
     "edges = CASE WHEN ?7 IS NULL THEN edges ELSE engram_edges_merge(edges, ?7) END "
-    "WHERE id = ?1 AND (?2 = 0 OR consolidated = 0)",
+    "WHERE id = ?1 AND ?2 = 0",
+  /* the same for one of the burst's episodes (?2 = 1): only these statements name the indexed
+   * column, so only they pay for the state index */
+  [Q_WRITE_CONSOLIDATE] =
+    "UPDATE memories SET consolidated = 1, access_count = access_count + 1, "
+    "strength = CASE WHEN ?3 IS NOT NULL AND (?6 IS NULL OR last_access = ?6) THEN ?3 ELSE strength END, "
+    "activation = CASE WHEN ?3 IS NOT NULL AND (?6 IS NULL OR last_access = ?6) THEN ?4 ELSE activation END, "
+    "last_access = CASE WHEN ?3 IS NOT NULL AND (?6 IS NULL OR last_access = ?6) THEN ?5 ELSE last_access END, "
+    "edges = CASE WHEN ?7 IS NULL THEN edges ELSE engram_edges_merge(edges, ?7) END "
+    "WHERE id = ?1 AND ?2 = 1 AND consolidated = 0",
 };
 
 /* The SQL of the CHUNK statements: a head, CHUNK copies of a row pattern, a tail. */
@@ -1392,7 +1399,7 @@ static int run_writes(engram_store *s, const engram_store_changes *c, const stru
 {
   for (uint32_t i = 0; i < p->nw; i++) {
     const struct row_write *w = &p->w[i];
-    sqlite3_stmt *st = q(s, Q_WRITE);
+    sqlite3_stmt *st = q(s, w->consolidate ? Q_WRITE_CONSOLIDATE : Q_WRITE);
     sqlite3_bind_int64(st, 1, w->id);
     sqlite3_bind_int(st, 2, (int)w->consolidate);
     if (w->update >= 0) {
