@@ -36,6 +36,21 @@ struct engram_claims {
 
 static pthread_mutex_t files_mu = PTHREAD_MUTEX_INITIALIZER;
 static engram_claims *files;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+/* A forked child is another process: the parent's claims are not its own, and a lock another
+ * thread held at the fork would never be released there. It starts with no tables (the
+ * parent's stay allocated, unreachable; connections must not cross a fork anyway). */
+static void child_after_fork(void)
+{
+  pthread_mutex_init(&files_mu, NULL);
+  files = NULL;
+}
+
+static void register_atfork(void)
+{
+  pthread_atfork(NULL, NULL, child_after_fork);
+}
 
 static uint32_t home(const engram_claims *c, int64_t id)
 {
@@ -89,6 +104,7 @@ static int rebuild(engram_claims *c, uint32_t cap, uint64_t drop_token, double n
 
 engram_claims *engram_claims_attach(const char *path)
 {
+  pthread_once(&atfork_once, register_atfork);
   struct stat st;
   int shared = stat(path, &st) == 0;
   pthread_mutex_lock(&files_mu);

@@ -628,6 +628,36 @@ TEST(an_episode_another_process_consolidated_fails_the_commit_and_nothing_is_wri
   engram_store_close(s);
 }
 
+TEST(a_forked_process_does_not_inherit_claims_and_the_later_commit_fails)
+{
+  engram_store *s = open_store("forked.db", DIM, 1);
+  import(s, 1, 10);
+  engram_arena *a = arena(1 << 20);
+  engram_batch b;
+  CHECK_EQ(engram_store_load(s, a, 4, 0, 0, &b), 0);     /* 10..7, claimed in this process */
+  pid_t pid = fork();
+  if (pid == 0) {
+    /* another process: it sees none of the parent's claims, takes 10..7 too and commits */
+    engram_store *t = open_store("forked.db", 0, 0);
+    engram_arena *ca = arena(1 << 20);
+    engram_batch cb;
+    int ok = t && ca && engram_store_load(t, ca, 4, 0, 0, &cb) == 0 && cb.n == 4 && cb.ids[0] == 10;
+    engram_store_changes c = changes_for(&cb);
+    ok = ok && engram_store_commit(t, &c) == 0;
+    _exit(ok ? 0 : 1);
+  }
+  int status;
+  CHECK(waitpid(pid, &status, 0) == pid);
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  engram_store_changes c = changes_for(&b);
+  CHECK_EQ(engram_store_commit(s, &c), ENGRAM_ESTATE);
+  CHECK_CONTAINS(engram_last_error(), "was consolidated by another burst; nothing was written");
+  engram_store_release(s, b.claim);
+  CHECK_EQ(counts(s).unconsolidated, 6);
+  engram_arena_destroy(a);
+  engram_store_close(s);
+}
+
 TEST(a_version_1_store_is_upgraded_with_its_edges)
 {
   sqlite3 *db;
@@ -911,6 +941,7 @@ int main(void)
   RUN(an_empty_store_loads_nothing_without_needing_arena_room);
   RUN(claims_are_shared_by_the_connections_of_a_process_and_need_no_write_lock);
   RUN(an_episode_another_process_consolidated_fails_the_commit_and_nothing_is_written);
+  RUN(a_forked_process_does_not_inherit_claims_and_the_later_commit_fails);
   RUN(a_version_1_store_is_upgraded_with_its_edges);
   RUN(a_row_another_burst_wrote_since_the_load_keeps_that_bursts_values);
   RUN(a_process_killed_mid_commit_leaves_the_previous_burst_intact);
