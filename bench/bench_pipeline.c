@@ -290,6 +290,7 @@ int main(void)
       snprintf(db, sizeof db, "%s/run.db", dir);
       copy_file(base, db);
       prepare(db, cases[c].batch * (cases[c].warm + cases[c].measured));
+      sync();   /* the set-up's writes reach the disk before, not during, the measured bursts */
       res[c] = measure(db, cases[c].batch, cases[c].warm, cases[c].measured);
       remove_db(db);
     }
@@ -302,9 +303,11 @@ int main(void)
       copy_file(db, base);   /* the prepared store, copied for each run */
       for (int r = 0; r < 3; r++) {
         copy_file(base, db);
+        sync();
         one[r] = throughput(db, 1, 40);
         remove_db(db);
         copy_file(base, db);
+        sync();
         two[r] = throughput(db, 2, 40);
         remove_db(db);
       }
