@@ -116,7 +116,7 @@ static double sql_number(const char *db, const char *query)
 
 /* Bring a generated store to the steady state of one consolidated every few minutes: every
  * episode but the newest `keep` goes through the default pipeline (bursts of 100 on two
- * workers, oldest first as the store grew), so they carry the edges and patterns that bursts
+ * workers, newest first like a backfill), so they carry the edges and patterns that bursts
  * make; the newest `keep` stay unconsolidated for the measured bursts. */
 static void prepare(const char *db, int keep)
 {

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <math.h>
 #include <string.h>
+#include <time.h>
 
 struct slot {
   int64_t id;
@@ -175,9 +176,17 @@ void engram_claims_unlock(engram_claims *c)
   pthread_mutex_unlock(&c->mu);
 }
 
-void engram_claims_writer_enter(engram_claims *c)
+int engram_claims_writer_enter(engram_claims *c, int timeout_ms)
 {
-  pthread_mutex_lock(&c->writer);
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += timeout_ms / 1000;
+  until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+  if (until.tv_nsec >= 1000000000L) {
+    until.tv_sec++;
+    until.tv_nsec -= 1000000000L;
+  }
+  return pthread_mutex_timedlock(&c->writer, &until);
 }
 
 void engram_claims_writer_leave(engram_claims *c)

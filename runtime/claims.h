@@ -36,7 +36,7 @@ int engram_claims_take_locked(engram_claims *c, int64_t id, uint64_t token, doub
 /* Serialise the commits of this process's connections to the file. SQLite lets one writer in at
  * a time and makes the others wait in its busy handler, which sleeps a millisecond or more per
  * retry — longer than a whole commit; a mutex hands the lock over as soon as it is free. */
-void engram_claims_writer_enter(engram_claims *c);
+int engram_claims_writer_enter(engram_claims *c, int timeout_ms);   /* 0, or ETIMEDOUT */
 void engram_claims_writer_leave(engram_claims *c);
 
 /* Whether every one of ids[n] is held by token. Returns the index of the first that is not,

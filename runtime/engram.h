@@ -1025,7 +1025,7 @@ typedef struct engram_store_config {
   uint32_t dim;              /* embedding dimension; 0 = the existing store's */
   int create;                /* non-zero: create the file and schema when missing */
   int busy_timeout_ms;       /* waiting for another writer; 0 = 5000 */
-  double lease_seconds;      /* how long a burst's claims hold; 0 = 300 */
+  double lease_seconds;      /* how long a burst's claims hold, in real time; 0 = 300 */
   int manual_checkpoint;     /* non-zero: commits never checkpoint the WAL themselves; another
                               * connection calls engram_store_checkpoint (the runtime runs one
                               * off the burst path). 0: SQLite checkpoints when a commit grows
@@ -1073,9 +1073,9 @@ typedef struct engram_store_counts {
 ENGRAM_API int engram_store_count(engram_store *s, engram_store_counts *out);
 
 /* What a burst loads: its episodes (the first n rows, newest first) and their context (the
- * remaining rows: out-neighbours of the episodes in the graph, then the consolidated memories
- * nearest in creation time to the episodes — within their span, then alternately the nearest
- * after and before it), with every array in the burst's arena. Embedding rows are `dim` floats
+ * remaining rows, in no particular order: out-neighbours of the episodes in the graph first,
+ * then the consolidated memories nearest in creation time to the episodes — within their span,
+ * then the nearest on either side of it), with every array in the burst's arena. Embedding rows are `dim` floats
  * apart; the block starts 64-byte aligned (rows too when dim is a multiple of 16). Edges are
  * those of the store with both ends loaded, as row indices. */
 typedef struct engram_batch {
@@ -1097,8 +1097,10 @@ typedef struct engram_batch {
 } engram_batch;
 
 /* Claim up to `batch` unconsolidated, unclaimed episodes, newest first, and load them with up
- * to `context` context rows into arena a. now = 0 means the current time. n == 0 (nothing to
- * do) is a success. Arena exhaustion is ENGRAM_EFULL (claims are released then). */
+ * to `context` context rows into arena a. n == 0 (nothing to do) is a success. Arena exhaustion
+ * is ENGRAM_EFULL (claims are released then). `now` is not used: leases run on the process's
+ * monotonic clock, whatever clock a burst keeps (it stays in the signature for callers that
+ * pass their burst's time). */
 ENGRAM_API int engram_store_load(engram_store *s, engram_arena *a, uint32_t batch, uint32_t context,
                                  double now, engram_batch *out);
 

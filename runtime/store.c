@@ -136,6 +136,7 @@ struct engram_store {
   char path[256];
   int importing;             /* 0 none, 1 open, -1 open but an episode was rejected */
   uint64_t token_state;
+  int busy_ms;               /* how long a commit waits for the file */
   engram_claims *claims;     /* shared by every connection of this process to the file */
   /* claims loaded through this connection and not yet committed or released, so a host can
    * give back whatever a failed burst held (engram_store_release_pending) */
@@ -200,12 +201,15 @@ static void edge_put(unsigned char *p, int64_t dst, float w)
 static void sql_edges_merge(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
   (void)argc;
+  static const unsigned char none[1];
   const unsigned char *a = sqlite3_value_blob(argv[0]), *b = sqlite3_value_blob(argv[1]);
   int na = sqlite3_value_bytes(argv[0]), nb = sqlite3_value_bytes(argv[1]);
   if (na % EDGE_BYTES || nb % EDGE_BYTES) {
-    sqlite3_result_error(ctx, "engram_edges_merge: an edge list is not a multiple of 12 bytes", -1);
+    sqlite3_result_error(ctx, "engram_edges_merge: a stored edge list is not a multiple of 12 bytes", -1);
     return;
   }
+  a = a ? a : none;   /* NULL (no edges): no pointer arithmetic on NULL below */
+  b = b ? b : none;
   size_t used = 0;   /* entries of the union, counted before writing */
   const unsigned char *ae = a + na, *be = b + nb, *x = a, *y = b;
   while (x < ae && edge_dst(x) == EDGE_FREE)
@@ -301,6 +305,15 @@ static double now_seconds(void)
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* Leases run on this clock, not on a burst's `now` (which a caller may set anywhere, e.g. to
+ * replay history): a burst's claims hold for lease seconds of real time. */
+static double lease_clock(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 /* Claim tokens are random 62-bit numbers: unique across workers and processes sharing a file. */
 static uint64_t new_token(engram_store *s)
 {
@@ -352,6 +365,17 @@ static int migrate_v1(engram_store *s)
   size_t cap = 0, len = 0;
   int64_t src = 0;
   int r = SQLITE_OK;
+  /* another connection may have upgraded the file between our reading its version and taking
+   * the write lock */
+  if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &rd, NULL) != SQLITE_OK || sqlite3_step(rd) != SQLITE_ROW) {
+    rc = db_fail(s, "upgrading the schema to version 2");
+    goto fail;
+  }
+  int version = sqlite3_column_int(rd, 0);
+  sqlite3_finalize(rd);
+  rd = NULL;
+  if (version == SCHEMA_VERSION)
+    return exec(s, "COMMIT", "upgrading the schema to version 2");
   if ((rc = exec(s, "ALTER TABLE memories ADD COLUMN edges BLOB", "upgrading the schema to version 2")) != 0)
     goto fail;
   if (sqlite3_prepare_v2(s->db, "SELECT src, dst, weight FROM edges ORDER BY src, dst", -1, &rd, NULL) != SQLITE_OK ||
@@ -362,18 +386,24 @@ static int migrate_v1(engram_store *s)
   for (;;) {
     r = sqlite3_step(rd);
     int64_t next = r == SQLITE_ROW ? sqlite3_column_int64(rd, 0) : 0;
-    if (len && (r != SQLITE_ROW || next != src)) {   /* write the finished source */
+    if (len && (r != SQLITE_ROW || next != src)) {   /* write the finished source, with free slots */
+      while ((len / EDGE_BYTES) % EDGE_SLOTS) {
+        edge_put(buf + len, EDGE_FREE, 0.0f);
+        len += EDGE_BYTES;
+      }
       sqlite3_bind_int64(wr, 1, src);
       sqlite3_bind_blob(wr, 2, buf, (int)len, SQLITE_STATIC);
       int w = sqlite3_step(wr);
       sqlite3_reset(wr);
-      if (w != SQLITE_DONE)
-        break;
+      if (w != SQLITE_DONE) {
+        rc = db_fail(s, "upgrading the schema to version 2");
+        goto fail;
+      }
       len = 0;
     }
     if (r != SQLITE_ROW)
       break;
-    if (len + EDGE_BYTES > cap) {
+    if (len + EDGE_SLOTS * EDGE_BYTES > cap) {   /* room for this edge and a source's free slots */
       unsigned char *nb = realloc(buf, cap = cap ? 2 * cap : 4096);
       if (!nb) {
         rc = engram_fail(ENGRAM_ENOMEM, "store: out of memory upgrading '%s'", s->path);
@@ -539,7 +569,8 @@ engram_store *engram_store_open(const engram_store_config *cfg)
     free(s);
     return NULL;
   }
-  sqlite3_busy_timeout(s->db, cfg->busy_timeout_ms > 0 ? cfg->busy_timeout_ms : 5000);
+  s->busy_ms = cfg->busy_timeout_ms > 0 ? cfg->busy_timeout_ms : 5000;
+  sqlite3_busy_timeout(s->db, s->busy_ms);
   sqlite3_extended_result_codes(s->db, 1);
   if (sqlite3_create_function_v2(s->db, "engram_edges_merge", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_DIRECTONLY,
                                  NULL, sql_edges_merge, NULL, NULL, NULL) != SQLITE_OK ||
@@ -724,7 +755,7 @@ int engram_store_count(engram_store *s, engram_store_counts *out)
   out->unconsolidated = sqlite3_column_int64(st, 1);
   out->edges = (int64_t)sqlite3_column_double(st, 2);
   out->patterns = sqlite3_column_int64(st, 3);
-  out->claims = engram_claims_live(s->claims, now_seconds());
+  out->claims = engram_claims_live(s->claims, lease_clock());
   sqlite3_reset(st);
   return 0;
 }
@@ -827,6 +858,9 @@ static int read_rows(struct loader *l, const int64_t *ids, uint32_t n, int conte
 {
   engram_store *s = l->s;
   int r = SQLITE_DONE, rc;
+  if (!context)
+    for (uint32_t i = 0; i < n; i++)
+      l->list_len[i] = UINT32_MAX;   /* not read yet */
   for (uint32_t i = 0; i < n; i += CHUNK) {
     sqlite3_stmt *st = q(s, Q_ROWS_N);
     for (uint32_t k = 0; k < CHUNK && i + k < n; k++)
@@ -842,6 +876,12 @@ static int read_rows(struct loader *l, const int64_t *ids, uint32_t n, int conte
       return db_fail(s, context ? "loading context rows" : "loading claimed episodes");
   }
   sqlite3_reset(s->q[Q_ROWS_N]);
+  /* a claimed episode always has its memories row (same snapshot); only a store edited by hand
+   * can lack its embedding, and the batch must not keep a row nothing was read into */
+  for (uint32_t i = 0; !context && i < n; i++)
+    if (l->list_len[i] == UINT32_MAX)
+      return engram_fail(ENGRAM_ESTORE, "store: episode %lld in '%s' has no embedding (no row in the embeddings "
+                         "table)", (long long)ids[i], s->path);
   return 0;
 }
 
@@ -868,8 +908,9 @@ static int alloc_rows(struct loader *l, uint32_t rows, uint32_t dim)
  * arena (allocated only once there is one: an empty store needs no arena room). Runs inside
  * the load's read transaction, with the claims lock held from before its first read: every
  * episode is then either still claimed or already consolidated in the snapshot. */
-static int claim(struct loader *l, uint32_t batch, double now, int64_t **ids, uint32_t *claimed)
+static int claim(struct loader *l, uint32_t batch, int64_t **ids, uint32_t *claimed)
 {
+  double now = lease_clock();
   engram_store *s = l->s;
   uint64_t token = l->b->claim;
   sqlite3_stmt *st = q(s, Q_UNCONSOLIDATED);
@@ -911,7 +952,7 @@ static void want(struct loader *l, int64_t id, int64_t *cand, uint32_t *nc)
 
 /* Context candidates: the batch's out-neighbours (in row order, then target order), then the
  * consolidated memories nearest in creation time to the batch — those created within its
- * span, then alternately the nearest after and before it — up to `context`, none already
+ * span, then the nearest on either side of it — up to `context`, none already
  * loaded. Nearest in time rather than newest: a store consolidated newest first (a backfill)
  * would otherwise give every burst the same newest memories, whose edge lists would then grow
  * with every burst. Marks each candidate in the map (INT32_MAX: wanted, not read yet). */
@@ -993,8 +1034,7 @@ int engram_store_load(engram_store *s, engram_arena *a, uint32_t batch, uint32_t
   if (batch == 0 || batch > 1000000 || context > 1000000)
     return engram_fail(ENGRAM_EINVAL, "store: batch %u / context %u out of range (expected 1..1000000 / 0..1000000)",
                        batch, context);
-  if (now <= 0)
-    now = now_seconds();
+  (void)now;   /* see engram.h: leases run on lease_clock() */
   memset(out, 0, sizeof *out);
   out->dim = s->dim;
   out->claim = new_token(s);
@@ -1007,7 +1047,7 @@ int engram_store_load(engram_store *s, engram_arena *a, uint32_t batch, uint32_t
   int rc = exec(s, "BEGIN", "loading a batch");
   if (rc)
     return rc;
-  if ((rc = claim(&l, batch, now, &claimed_ids, &n)) != 0 || n == 0)
+  if ((rc = claim(&l, batch, &claimed_ids, &n)) != 0 || n == 0)
     goto done;
   pending_add(s, out->claim);
   uint32_t rows = n + context;
@@ -1063,6 +1103,9 @@ static int check_changes(const engram_store *s, const engram_store_changes *c)
 {
   if (c->struct_size != sizeof *c || c->struct_version != ENGRAM_STORE_CHANGES_VERSION)
     return engram_fail(ENGRAM_EVERSION, "store: changes struct mismatch");
+  if ((uint64_t)c->n_consolidated + c->n_updates + c->n_edges > (1u << 26))
+    return engram_fail(ENGRAM_EINVAL, "store: %u consolidated, %u updates and %u edges in one commit (at most %u in "
+                       "all)", c->n_consolidated, c->n_updates, c->n_edges, 1u << 26);
   for (uint32_t i = 0; i < c->n_updates; i++) {
     float st = c->update_strength[i], ac = c->update_activation[i];
     if (!(st >= 0 && st <= 1))
@@ -1397,6 +1440,7 @@ static int explain_write(engram_store *s, const struct row_write *w, uint32_t m)
 static int run_writes(engram_store *s, const engram_store_changes *c, const struct plan *p, double now,
                       uint32_t *short_at)
 {
+  int rc;
   for (uint32_t i = 0; i < p->nw; i++) {
     const struct row_write *w = &p->w[i];
     sqlite3_stmt *st = q(s, w->consolidate ? Q_WRITE_CONSOLIDATE : Q_WRITE);
@@ -1413,8 +1457,11 @@ static int run_writes(engram_store *s, const engram_store_changes *c, const stru
       sqlite3_bind_blob(st, 7, p->lists + w->edges_at, (int)(w->nedges * EDGE_BYTES), SQLITE_STATIC);
     int r = sqlite3_step(st);
     if (r != SQLITE_DONE) {
+      char what[64];
+      snprintf(what, sizeof what, "writing memory %lld", (long long)w->id);
+      rc = db_fail(s, what);
       sqlite3_reset(st);
-      return db_fail(s, "writing memories");
+      return rc;
     }
     if (sqlite3_changes(s->db) != 1) {
       *short_at = i;
@@ -1439,7 +1486,9 @@ int engram_store_commit(engram_store *s, const engram_store_changes *c)
   if ((rc = plan_writes(s, c, &p)) != 0)
     return rc;
   double now = c->now > 0 ? c->now : now_seconds();
-  engram_claims_writer_enter(s->claims);
+  if (engram_claims_writer_enter(s->claims, s->busy_ms) != 0)
+    return engram_fail(ENGRAM_ESTORE, "store: committing a burst failed in '%s' (another commit of this process "
+                       "held the file for over %d ms); nothing was written", s->path, s->busy_ms);
   if ((rc = exec(s, "BEGIN IMMEDIATE", "committing a burst")) != 0) {
     engram_claims_writer_leave(s->claims);
     return rc;

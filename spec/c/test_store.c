@@ -194,16 +194,20 @@ TEST(load_claims_the_newest_episodes_and_copies_them_bit_exact)
 
 TEST(claims_expire_after_their_lease)
 {
-  engram_store_config c = { .path = db_path("lease.db"), .dim = DIM, .create = 1, .lease_seconds = 60 };
+  engram_store_config c = { .path = db_path("lease.db"), .dim = DIM, .create = 1, .lease_seconds = 1 };
   engram_store *s = engram_store_open(&c);
   import(s, 1, 5);
   engram_arena *a = arena(1 << 20);
   engram_batch b;
   CHECK_EQ(engram_store_load(s, a, 5, 0, 1e9, &b), 0);
   CHECK_EQ(b.n, 5);
-  CHECK_EQ(engram_store_load(s, a, 5, 0, 1e9 + 30, &b), 0);
+  /* a burst's clock does not move leases (this one says a year later): real time does */
+  CHECK_EQ(engram_store_load(s, a, 5, 0, 1e9 + 365 * 86400.0, &b), 0);
   CHECK_EQ(b.n, 0);                                  /* all held */
-  CHECK_EQ(engram_store_load(s, a, 5, 0, 1e9 + 61, &b), 0);
+  CHECK_EQ(counts(s).claims, 5);
+  usleep(1200000);
+  CHECK_EQ(counts(s).claims, 0);
+  CHECK_EQ(engram_store_load(s, a, 5, 0, 1e9, &b), 0);
   CHECK_EQ(b.n, 5);                                  /* the lease ran out */
   engram_arena_destroy(a);
   engram_store_close(s);
@@ -658,12 +662,14 @@ TEST(a_forked_process_does_not_inherit_claims_and_the_later_commit_fails)
   engram_store_close(s);
 }
 
-TEST(a_version_1_store_is_upgraded_with_its_edges)
+/* A store in the version 1 schema, as engram 0.1 wrote it: memories 1..3 (2-d), edges
+ * 2->1 0.25, 1->2 0.5, 1->3 0.75, one pattern with members 1 and 2; then `extra` SQL. */
+static int make_v1(const char *name, const char *extra)
 {
   sqlite3 *db;
-  CHECK_EQ(sqlite3_open(db_path("v1.db"), &db), SQLITE_OK);
-  /* the version 1 schema, as engram 0.1 wrote it */
-  CHECK_EQ(sqlite3_exec(db,
+  if (sqlite3_open(db_path(name), &db) != SQLITE_OK)
+    return -1;
+  int rc = sqlite3_exec(db,
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
     "CREATE TABLE embeddings(id INTEGER PRIMARY KEY, vector BLOB NOT NULL);"
     "CREATE TABLE memories(id INTEGER PRIMARY KEY, created_at REAL NOT NULL, last_access REAL NOT NULL,"
@@ -682,8 +688,105 @@ TEST(a_version_1_store_is_upgraded_with_its_edges)
     "INSERT INTO memories(id, created_at, last_access, consolidated) VALUES (1, 1, 1, 1), (2, 2, 2, 1), (3, 3, 3, 0);"
     "INSERT INTO edges VALUES (2, 1, 0.25), (1, 2, 0.5), (1, 3, 0.75);"
     "INSERT INTO patterns VALUES (1, x'0000803f00000000', 0.5, x'01000000000000000200000000000000', 1);"
-    "PRAGMA user_version = 1;", NULL, NULL, NULL), SQLITE_OK);
+    "PRAGMA user_version = 1;", NULL, NULL, NULL);
+  if (rc == SQLITE_OK && extra)
+    rc = sqlite3_exec(db, extra, NULL, NULL, NULL);
   sqlite3_close(db);
+  return rc == SQLITE_OK ? 0 : -1;
+}
+
+/* The query's one row on the file holds the integers x and y. */
+static void check_row(const char *name, const char *query, int x, int y)
+{
+  sqlite3 *db;
+  sqlite3_stmt *st;
+  CHECK_EQ(sqlite3_open(db_path(name), &db), SQLITE_OK);
+  CHECK_EQ(sqlite3_prepare_v2(db, query, -1, &st, NULL), SQLITE_OK);
+  CHECK_EQ(sqlite3_step(st), SQLITE_ROW);
+  CHECK_EQ(sqlite3_column_int(st, 0), x);
+  CHECK_EQ(sqlite3_column_int(st, 1), y);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+}
+
+static void *open_v1_concurrently(void *arg)
+{
+  (void)arg;
+  engram_store *s = open_store("v1race.db", 0, 0);
+  engram_store_close(s);
+  return s ? arg : NULL;   /* non-NULL: opened */
+}
+
+TEST(two_connections_opening_a_version_1_store_at_once_both_succeed)
+{
+  CHECK_EQ(make_v1("v1race.db", NULL), 0);
+  /* hold the write lock so both see version 1 before either can upgrade */
+  sqlite3 *db;
+  CHECK_EQ(sqlite3_open(db_path("v1race.db"), &db), SQLITE_OK);
+  CHECK_EQ(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+  pthread_t t[2];
+  static int tag;
+  for (int i = 0; i < 2; i++)
+    CHECK_EQ(pthread_create(&t[i], NULL, open_v1_concurrently, &tag), 0);
+  usleep(200000);
+  CHECK_EQ(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+  for (int i = 0; i < 2; i++) {
+    void *opened = NULL;
+    pthread_join(t[i], &opened);
+    CHECK(opened == &tag);
+  }
+  engram_store *s = open_store("v1race.db", 0, 0);
+  CHECK(s != NULL);
+  CHECK_EQ(counts(s).edges, 3);
+  engram_store_close(s);
+}
+
+TEST(an_upgrade_that_fails_leaves_the_version_1_store_as_it_was)
+{
+  /* the last source's edge list cannot be written */
+  CHECK_EQ(make_v1("v1fail.db", "CREATE TRIGGER no BEFORE UPDATE OF edges ON memories WHEN new.id = 2 "
+                                "BEGIN SELECT RAISE(ABORT, 'injected failure'); END;"), 0);
+  CHECK(open_store("v1fail.db", 0, 0) == NULL);
+  CHECK_CONTAINS(engram_last_error(), "upgrading the schema to version 2 failed");
+  CHECK_CONTAINS(engram_last_error(), "injected failure");
+  check_row("v1fail.db", "SELECT (SELECT user_version FROM pragma_user_version), (SELECT count(*) FROM edges)", 1, 3);
+}
+
+TEST(a_store_edited_by_hand_fails_loads_and_commits_with_the_memory_named)
+{
+  engram_store *s = open_store("edited.db", DIM, 1);
+  import(s, 1, 6);
+  sqlite3 *db;
+  CHECK_EQ(sqlite3_open(db_path("edited.db"), &db), SQLITE_OK);
+  CHECK_EQ(sqlite3_exec(db, "DELETE FROM embeddings WHERE id = 5; UPDATE memories SET edges = x'00' WHERE id = 2",
+                        NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+  engram_arena *a = arena(1 << 20);
+  engram_batch b;
+  CHECK_EQ(engram_store_load(s, a, 3, 0, 0, &b), ENGRAM_ESTORE);
+  CHECK_CONTAINS(engram_last_error(), "store: episode 5 in '");
+  CHECK_CONTAINS(engram_last_error(), "has no embedding (no row in the embeddings table)");
+  CHECK_EQ(counts(s).claims, 0);                       /* given back */
+  CHECK_EQ(engram_arena_used(a), 0);
+  /* memory 2's edge list is 1 byte: loading it, or merging edges into it, names it */
+  CHECK_EQ(engram_store_load(s, a, 1, 0, 0, &b), 0);   /* 6 */
+  engram_store_release(s, b.claim);
+  engram_store_changes c;
+  ENGRAM_STRUCT_INIT(c, ENGRAM_STORE_CHANGES_VERSION);
+  int64_t src = 2, dst = 3;
+  float w = 0.5f;
+  c.n_edges = 1, c.edge_src = &src, c.edge_dst = &dst, c.edge_weight = &w;
+  CHECK_EQ(engram_store_commit(s, &c), ENGRAM_ESTORE);
+  CHECK_CONTAINS(engram_last_error(), "store: writing memory 2 failed in '");
+  CHECK_CONTAINS(engram_last_error(), "a stored edge list is not a multiple of 12 bytes");
+  engram_arena_destroy(a);
+  engram_store_close(s);
+}
+
+TEST(a_version_1_store_is_upgraded_with_its_edges)
+{
+  CHECK_EQ(make_v1("v1.db", NULL), 0);
   engram_store *s = open_store("v1.db", 0, 0);
   CHECK(s != NULL);
   CHECK_EQ(engram_store_dim(s), 2);
@@ -713,16 +816,8 @@ TEST(a_version_1_store_is_upgraded_with_its_edges)
   engram_store_release(s, b.claim);
   engram_arena_destroy(a);
   engram_store_close(s);
-  CHECK_EQ(sqlite3_open(db_path("v1.db"), &db), SQLITE_OK);
-  sqlite3_stmt *st;
-  CHECK_EQ(sqlite3_prepare_v2(db, "SELECT (SELECT user_version FROM pragma_user_version), "
-                              "(SELECT count(*) FROM sqlite_master WHERE name IN ('edges', 'claims'))", -1, &st, NULL),
-           SQLITE_OK);
-  CHECK_EQ(sqlite3_step(st), SQLITE_ROW);
-  CHECK_EQ(sqlite3_column_int(st, 0), 2);
-  CHECK_EQ(sqlite3_column_int(st, 1), 0);
-  sqlite3_finalize(st);
-  sqlite3_close(db);
+  check_row("v1.db", "SELECT (SELECT user_version FROM pragma_user_version), "
+            "(SELECT count(*) FROM sqlite_master WHERE name IN ('edges', 'claims'))", 2, 0);
 }
 
 TEST(a_row_another_burst_wrote_since_the_load_keeps_that_bursts_values)
@@ -943,6 +1038,9 @@ int main(void)
   RUN(an_episode_another_process_consolidated_fails_the_commit_and_nothing_is_written);
   RUN(a_forked_process_does_not_inherit_claims_and_the_later_commit_fails);
   RUN(a_version_1_store_is_upgraded_with_its_edges);
+  RUN(two_connections_opening_a_version_1_store_at_once_both_succeed);
+  RUN(an_upgrade_that_fails_leaves_the_version_1_store_as_it_was);
+  RUN(a_store_edited_by_hand_fails_loads_and_commits_with_the_memory_named);
   RUN(a_row_another_burst_wrote_since_the_load_keeps_that_bursts_values);
   RUN(a_process_killed_mid_commit_leaves_the_previous_burst_intact);
   RUN(two_workers_on_one_store_consolidate_every_episode_exactly_once);
