@@ -27,14 +27,20 @@
 
 /* k-major slivers: sliver s holds rows [s*NR, s*NR + NR) as bp[s*NR*d + k*NR + jj]; rows past
  * nj are zero. Written k by k, a whole NR-float line at a time, reading the NR rows as NR
- * sequential streams: written row by row, every store landed on another line (stride NR
- * floats), and packing took a third of an all-pairs pass over 100 rows. */
+ * sequential streams (with the ISA's register transpose when it has one): written row by row,
+ * every store landed on another line (stride NR floats), and packing took a third of an
+ * all-pairs pass over 100 rows. */
 static void pack_b(const float *b, size_t d, size_t nj, float *bp)
 {
   for (size_t s = 0; s < nj; s += NR) {
     float *dst = bp + s * d;
     size_t live = nj - s < NR ? nj - s : NR;
     const float *src[NR];
+#ifdef PACK_SLIVER   /* the ISA's register transpose; NULL rows are packed as zeros */
+    for (size_t jj = 0; jj < NR; jj++)
+      src[jj] = jj < live ? b + (s + jj) * d : NULL;
+    PACK_SLIVER(src, d, dst);
+#else
     for (size_t jj = 0; jj < NR; jj++)
       src[jj] = b + (s + (jj < live ? jj : 0)) * d;
     if (live == NR) {
@@ -46,6 +52,7 @@ static void pack_b(const float *b, size_t d, size_t nj, float *bp)
         for (size_t jj = 0; jj < NR; jj++)
           dst[jj] = jj < live ? src[jj][k] : 0.0f;
     }
+#endif
   }
 }
 

@@ -231,6 +231,50 @@ static inline void tile(const float *const a[MR], const float *bp, size_t kc, fl
 #undef TILE_ROW
 }
 
+/* Pack one sliver for gram.h: dst[k*NR + jj] = src[jj][k] for k < d, 8 k at a time as two 8 x 8
+ * register transposes (rows 0-7 and 8-15); a zero row pointer packs zeros. */
+static inline void transpose8(__m256 r[8])
+{
+  __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xee);
+  __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xee);
+  __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xee);
+  __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xee);
+  r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+  r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+  r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+  r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+  r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+  r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+  r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+  r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+static void pack_sliver(const float *const src[NR], size_t d, float *dst)
+{
+  size_t k = 0;
+  for (; k + 8 <= d; k += 8, dst += 8 * NR) {
+    __m256 lo[8], hi[8];
+    for (int j = 0; j < 8; j++) {
+      lo[j] = src[j] ? _mm256_loadu_ps(src[j] + k) : _mm256_setzero_ps();
+      hi[j] = src[j + 8] ? _mm256_loadu_ps(src[j + 8] + k) : _mm256_setzero_ps();
+    }
+    transpose8(lo);
+    transpose8(hi);
+    for (int j = 0; j < 8; j++) {
+      _mm256_store_ps(dst + j * NR, lo[j]);
+      _mm256_store_ps(dst + j * NR + 8, hi[j]);
+    }
+  }
+  for (; k < d; k++, dst += NR)
+    for (size_t jj = 0; jj < NR; jj++)
+      dst[jj] = src[jj] ? src[jj][k] : 0.0f;
+}
+#define PACK_SLIVER pack_sliver
+
 /* Vector epilogue primitives for gram.h. */
 #define V_SET1(x) _mm256_set1_ps(x)
 #define V_LOAD(p) _mm256_loadu_ps(p)
