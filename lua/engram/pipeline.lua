@@ -191,76 +191,86 @@ end
 -- is the centroid's norm).
 -- Returns { count, centroids (matrix), strength (floats), offsets (ints), members (int64s) }.
 function M.patterns(a, b, close, params)
-  local total, d = b.total, b.dim
-  local parent = {}
-  local function find(x)
-    local r = x
-    while parent[r] and parent[r] ~= r do r = parent[r] end
-    while parent[x] and parent[x] ~= r do
-      local nx = parent[x]
-      parent[x] = r
-      x = nx
-    end
-    return r
+  local total, d, n = b.total, b.dim, b.n
+  -- union-find over rows in arena arrays (no Lua tables: this runs every burst): parent -1 for a
+  -- row in no close pair; every root is its component's smallest row (union by minimum)
+  local parent = ffi.cast("int32_t *", a:ints(math.max(total, 1)):pointer())
+  local size = ffi.cast("int32_t *", a:ints(math.max(total, 1)):pointer())
+  for r = 0, total - 1 do
+    parent[r], size[r] = -1, 0
   end
   local cip, cjp = close.i:pointer(), close.j:pointer()
   for k = 0, close.n - 1 do
-    local ri, rj = find(cip[k]), find(cjp[k])
-    parent[ri] = parent[ri] or ri
-    parent[rj] = parent[rj] or rj
-    if ri ~= rj then
-      if ri < rj then parent[rj] = ri else parent[ri] = rj end
+    local x, y = cip[k], cjp[k]
+    if parent[x] < 0 then parent[x] = x end
+    if parent[y] < 0 then parent[y] = y end
+    while parent[x] ~= x do
+      parent[x] = parent[parent[x]]   -- path halving
+      x = parent[x]
+    end
+    while parent[y] ~= y do
+      parent[y] = parent[parent[y]]
+      y = parent[y]
+    end
+    if x < y then parent[y] = x elseif y < x then parent[x] = y end
+  end
+  for r = 0, total - 1 do   -- every row straight to its root; count the members
+    local x = parent[r]
+    if x >= 0 then
+      while parent[x] ~= x do x = parent[x] end
+      parent[r] = x
+      size[x] = size[x] + 1
     end
   end
-  -- group rows by root, in row order (deterministic)
-  local groups, order = {}, {}
+  -- chosen components, in order of their smallest row: at least min_cluster members, the
+  -- smallest (the root) a batch row; slot[root] = the pattern's index
+  local slot = ffi.cast("int32_t *", a:ints(math.max(total, 1)):pointer())
+  local np, nmembers = 0, 0
   for r = 0, total - 1 do
-    if parent[r] then
-      local root = find(r)
-      local g = groups[root]
-      if not g then
-        g = {}
-        groups[root] = g
-        order[#order + 1] = root
-      end
-      g[#g + 1] = r
-    end
-  end
-  local chosen = {}
-  for _, root in ipairs(order) do
-    local g = groups[root]
-    if #g >= params.min_cluster and g[1] < b.n then   -- rows are sorted: g[1] is the smallest
-      chosen[#chosen + 1] = g
+    slot[r] = -1
+    if parent[r] == r and size[r] >= params.min_cluster and r < n then
+      slot[r] = np
+      np = np + 1
+      nmembers = nmembers + size[r]
     end
   end
 
-  local np = #chosen
-  local nmembers = 0
-  for _, g in ipairs(chosen) do nmembers = nmembers + #g end
   local centroids = a:matrix(math.max(np, 1), d)
   local strength, offsets, members = a:floats(np), a:ints(np + 1), a:int64s(nmembers)
-  local emb, ids = b.embeddings:pointer(), b.ids:pointer()
-  local cen = centroids:pointer()
+  local op, mp = offsets:pointer(), members:pointer()
+  local rows = ffi.cast("uint32_t *", a:ints(math.max(nmembers, 1)):pointer())
+  -- members of pattern p at [offsets[p], offsets[p+1]), in row order
+  local pos = 0
+  for r = 0, total - 1 do
+    if slot[r] >= 0 then
+      op[slot[r]] = pos
+      pos = pos + size[r]
+    end
+  end
+  op[np] = pos
+  local fill = ffi.cast("int32_t *", a:ints(math.max(np, 1)):pointer())
+  for p = 0, np - 1 do fill[p] = op[p] end
+  local ids = b.ids:pointer()
+  for r = 0, total - 1 do
+    local root = parent[r]
+    if root >= 0 and slot[root] >= 0 then
+      local p = slot[root]
+      rows[fill[p]], mp[fill[p]] = r, ids[r]
+      fill[p] = fill[p] + 1
+    end
+  end
   -- the inverse norms the similarity stage computed (a close table built by hand has none)
+  local emb = b.embeddings:pointer()
   local inv = close.inv
   if not inv then
     inv = a:floats(total)
     need("patterns", K.norms(emb, total, d, inv:pointer(), a))
   end
-  local iv = inv:pointer()
-  local rows = ffi.cast("uint32_t *", a:ints(math.max(nmembers, 1)):pointer())
-  local pos = 0
-  for p, g in ipairs(chosen) do
-    for x, r in ipairs(g) do rows[x - 1] = r end
+  local iv, cen, sp = inv:pointer(), centroids:pointer(), strength:pointer()
+  for p = 0, np - 1 do
     -- the centroid's norm is the members' mean cosine to it (see engram_sim_centroid)
-    strength[p - 1] = need("patterns", K.centroid(emb, iv, d, rows, #g, cen + (p - 1) * d))
-    offsets[p - 1] = pos
-    for _, r in ipairs(g) do
-      members[pos] = ids[r]
-      pos = pos + 1
-    end
+    sp[p] = need("patterns", K.centroid(emb, iv, d, rows + op[p], op[p + 1] - op[p], cen + p * d))
   end
-  offsets[np] = pos
   return { count = np, centroids = centroids, strength = strength, offsets = offsets, members = members,
            merge = params.pattern_merge }
 end
