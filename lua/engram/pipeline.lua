@@ -155,29 +155,37 @@ function M.similarity(a, b, params)
   local li, lj, lw = a:ints(cap), a:ints(cap), a:floats(cap)
   local ci, cj = a:ints(cap), a:ints(cap)
   local lip, ljp, lwp, cip, cjp = li:pointer(), lj:pointer(), lw:pointer(), ci:pointer(), cj:pointer()
-  local nl, nc = 0, 0
-  local function add(i, j, s)
-    if s >= lt then
-      lip[nl], ljp[nl], lwp[nl] = i, j, s
-      nl = nl + 1
-    end
-    if s >= ct then
-      cip[nc], cjp[nc] = i, j
-      nc = nc + 1
-    end
-  end
+  -- the qualifying pairs, batch x batch then batch x context, as (i, j, s) triples in the
+  -- arena; then split into links and close pairs (plain loops: no closure, every burst JITs)
+  local ti, tj = ffi.cast("int32_t *", a:ints(math.max(cap, 1)):pointer()), ffi.cast("int32_t *", a:ints(math.max(cap, 1)):pointer())
+  local ts = a:floats(math.max(cap, 1)):pointer()
+  local t = 0
   for k = 0, np - 1 do
     local pr = pairs[k]
-    add(pr.i, pr.j, pr.score)
+    ti[t], tj[t], ts[t] = pr.i, pr.j, pr.score
+    t = t + 1
   end
   if cp then
     for i = 0, n - 1 do
+      local row = cp + i * m
       for j = 0, m - 1 do
-        local s = cp[i * m + j]
-        if s >= lo then
-          add(i, n + j, s)
+        if row[j] >= lo then
+          ti[t], tj[t], ts[t] = i, n + j, row[j]
+          t = t + 1
         end
       end
+    end
+  end
+  local nl, nc = 0, 0
+  for k = 0, t - 1 do
+    local s = ts[k]
+    if s >= lt then
+      lip[nl], ljp[nl], lwp[nl] = ti[k], tj[k], s
+      nl = nl + 1
+    end
+    if s >= ct then
+      cip[nc], cjp[nc] = ti[k], tj[k]
+      nc = nc + 1
     end
   end
   return { n = nl, i = li, j = lj, w = lw }, { n = nc, i = ci, j = cj, inv = inv }
