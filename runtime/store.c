@@ -38,9 +38,11 @@
 
 static const char schema_sql[] =
   "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
-  /* embeddings live apart from the small, often-updated columns: an UPDATE rewrites the whole
-   * record, and with the vector inline every strength update rewrote 3 KiB */
+  /* embeddings and contents live apart from the small, often-updated columns: an UPDATE
+   * rewrites the whole record, and with the vector inline every strength update rewrote 3 KiB
+   * (an episode's text can be longer still) */
   "CREATE TABLE IF NOT EXISTS embeddings(id INTEGER PRIMARY KEY, vector BLOB NOT NULL);"
+  "CREATE TABLE IF NOT EXISTS contents(id INTEGER PRIMARY KEY, content TEXT NOT NULL);"
   "CREATE TABLE IF NOT EXISTS memories("
   "  id INTEGER PRIMARY KEY,"
   "  created_at REAL NOT NULL,"
@@ -49,7 +51,6 @@ static const char schema_sql[] =
   "  strength REAL NOT NULL DEFAULT 1.0,"
   "  activation REAL NOT NULL DEFAULT 0.0,"
   "  consolidated INTEGER NOT NULL DEFAULT 0,"
-  "  content TEXT NOT NULL DEFAULT '',"
   "  edges BLOB);"
   "CREATE INDEX IF NOT EXISTS memories_by_state ON memories(consolidated, created_at);"
   "CREATE TABLE IF NOT EXISTS patterns("
@@ -65,7 +66,7 @@ static const char schema_sql[] =
   "  PRIMARY KEY(pattern, memory)) WITHOUT ROWID;";
 
 enum {
-  Q_UNCONSOLIDATED, Q_CONTEXT_AFTER, Q_CONTEXT_BEFORE, Q_INSERT, Q_INSERT_VECTOR, Q_COUNT, Q_PATTERNS_ALL, Q_PATTERN,
+  Q_UNCONSOLIDATED, Q_CONTEXT_AFTER, Q_CONTEXT_BEFORE, Q_INSERT, Q_INSERT_VECTOR, Q_INSERT_CONTENT, Q_COUNT, Q_PATTERNS_ALL, Q_PATTERN,
   Q_PATTERN_UPDATE, Q_ROW_STATE, Q_WRITE, Q_WRITE_CONSOLIDATE, Q_ROWS_N, Q_MEMBERS_N,
   NQUERIES
 };
@@ -84,9 +85,10 @@ static const char *const query_sql[NQUERIES] = {
   [Q_CONTEXT_BEFORE] =
     "SELECT id, created_at FROM memories WHERE consolidated = 1 AND created_at < ?1 ORDER BY created_at DESC, id DESC",
   [Q_INSERT] =
-    "INSERT INTO memories(id, created_at, last_access, access_count, strength, content, edges) "
-    "VALUES (?1, ?3, ?4, ?5, ?6, ?7, ?8)",
+    "INSERT INTO memories(id, created_at, last_access, access_count, strength, edges) "
+    "VALUES (?1, ?3, ?4, ?5, ?6, ?8)",
   [Q_INSERT_VECTOR] = "INSERT INTO embeddings(id, vector) VALUES (?1, ?2)",
+  [Q_INSERT_CONTENT] = "INSERT INTO contents(id, content) VALUES (?1, ?2)",
   [Q_COUNT] =
     "SELECT (SELECT count(*) FROM memories), (SELECT count(*) FROM memories WHERE consolidated = 0), "
     "(SELECT total(engram_edges_count(edges)) FROM memories), (SELECT count(*) FROM patterns)",
@@ -351,10 +353,10 @@ static int read_meta_dim(engram_store *s, uint32_t *dim)
   return 0;
 }
 
-/* Version 1 kept one row per edge (edges(src, dst, weight)), claims in a table, and a
- * pattern's members as one blob. Move the edges into their sources' rows and the members into
- * rows of their own, and drop what is gone, in one transaction: a failure leaves the version
- * 1 store as it was. */
+/* Version 1 kept one row per edge (edges(src, dst, weight)), claims in a table, a pattern's
+ * members as one blob and an episode's text in its memories row. Move the edges into their
+ * sources' rows, the members and the texts into tables of their own, and drop what is gone, in
+ * one transaction: a failure leaves the version 1 store as it was. */
 static int migrate_v1(engram_store *s)
 {
   int rc = exec(s, "BEGIN IMMEDIATE", "upgrading the schema to version 2");
@@ -460,6 +462,9 @@ static int migrate_v1(engram_store *s)
   rd = wr = NULL;
   if ((rc = exec(s, "UPDATE patterns SET size = (SELECT count(*) FROM pattern_members WHERE pattern = patterns.id);"
                     "ALTER TABLE patterns DROP COLUMN members;"
+                    "CREATE TABLE contents(id INTEGER PRIMARY KEY, content TEXT NOT NULL);"
+                    "INSERT INTO contents SELECT id, content FROM memories;"
+                    "ALTER TABLE memories DROP COLUMN content;"
                     "DROP TABLE edges; DROP TABLE IF EXISTS claims; PRAGMA user_version = 2; COMMIT",
                  "upgrading the schema to version 2")) != 0)
     goto fail;
@@ -700,13 +705,18 @@ int engram_store_import_add(engram_store *s, const engram_episode *e)
   sqlite3_bind_double(st, 4, e->last_access > 0 ? e->last_access : e->created_at);
   sqlite3_bind_int(st, 5, e->access_count);
   sqlite3_bind_double(st, 6, e->strength);
-  sqlite3_bind_text(st, 7, e->content ? e->content : "", -1, SQLITE_STATIC);
   sqlite3_bind_blob(st, 8, free_slots, sizeof free_slots, SQLITE_STATIC);   /* room for its first edges */
   int r = sqlite3_step(st);
   if (r == SQLITE_DONE) {
     st = q(s, Q_INSERT_VECTOR);
     sqlite3_bind_int64(st, 1, e->id);
     sqlite3_bind_blob(st, 2, e->embedding, (int)(s->dim * sizeof(float)), SQLITE_STATIC);
+    r = sqlite3_step(st);
+  }
+  if (r == SQLITE_DONE) {
+    st = q(s, Q_INSERT_CONTENT);
+    sqlite3_bind_int64(st, 1, e->id);
+    sqlite3_bind_text(st, 2, e->content ? e->content : "", -1, SQLITE_STATIC);
     r = sqlite3_step(st);
   }
   if (r != SQLITE_DONE) {

@@ -417,7 +417,7 @@ describe("docs: the store from Lua", function()
     assert.are.equal("2", lines[2])
     local tables = {}
     for i = 3, #lines do tables[lines[i]] = true end
-    for _, t in ipairs{ "memories", "embeddings", "patterns", "pattern_members", "meta" } do
+    for _, t in ipairs{ "memories", "embeddings", "contents", "patterns", "pattern_members", "meta" } do
       assert.is_true(tables[t] == true, "table " .. t)
     end
   end)

@@ -58,6 +58,8 @@ static int import(engram_store *s, int64_t first, int n)
   return engram_store_import_commit(s);
 }
 
+static void check_row(const char *name, const char *query, int x, int y);
+
 static engram_store_counts counts(engram_store *s)
 {
   engram_store_counts c;
@@ -125,6 +127,7 @@ TEST(an_import_lands_whole_or_not_at_all)
   engram_store *s = open_store("import.db", DIM, 1);
   CHECK_EQ(import(s, 1, 50), 0);
   CHECK_EQ(counts(s).memories, 50);
+  check_row("import.db", "SELECT count(*), sum(content = 'episode 17') FROM contents", 50, 1);
   /* a batch with a duplicate id changes nothing */
   float v[DIM];
   embedding(7, v);
@@ -685,7 +688,8 @@ static int make_v1(const char *name, const char *extra)
     "CREATE INDEX claims_by_token ON claims(token);"
     "INSERT INTO meta VALUES ('dim', 2);"
     "INSERT INTO embeddings VALUES (1, x'0000803f00000000'), (2, x'000000000000803f'), (3, x'0000803f0000803f');"
-    "INSERT INTO memories(id, created_at, last_access, consolidated) VALUES (1, 1, 1, 1), (2, 2, 2, 1), (3, 3, 3, 0);"
+    "INSERT INTO memories(id, created_at, last_access, consolidated, content) VALUES (1, 1, 1, 1, 'first'), (2, 2, 2, 1, ''),"
+    "  (3, 3, 3, 0, 'third');"
     "INSERT INTO edges VALUES (2, 1, 0.25), (1, 2, 0.5), (1, 3, 0.75);"
     "INSERT INTO patterns VALUES (1, x'0000803f00000000', 0.5, x'01000000000000000200000000000000', 1);"
     "PRAGMA user_version = 1;", NULL, NULL, NULL);
@@ -818,6 +822,8 @@ TEST(a_version_1_store_is_upgraded_with_its_edges)
   engram_store_close(s);
   check_row("v1.db", "SELECT (SELECT user_version FROM pragma_user_version), "
             "(SELECT count(*) FROM sqlite_master WHERE name IN ('edges', 'claims'))", 2, 0);
+  /* the texts moved to contents */
+  check_row("v1.db", "SELECT count(*), sum(content = 'first') + sum(content = 'third') FROM contents", 3, 2);
 }
 
 TEST(a_row_another_burst_wrote_since_the_load_keeps_that_bursts_values)
