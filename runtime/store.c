@@ -67,7 +67,7 @@ static const char schema_sql[] =
 
 enum {
   Q_UNCONSOLIDATED, Q_CONTEXT_AFTER, Q_CONTEXT_BEFORE, Q_INSERT, Q_INSERT_VECTOR, Q_INSERT_CONTENT, Q_COUNT, Q_PATTERNS_ALL, Q_PATTERN,
-  Q_PATTERN_UPDATE, Q_ROW_STATE, Q_WRITE, Q_WRITE_CONSOLIDATE, Q_ROWS_N, Q_MEMBERS_N,
+  Q_PATTERN_UPDATE, Q_DATA_VERSION, Q_ROW_STATE, Q_WRITE, Q_WRITE_CONSOLIDATE, Q_ROWS_N, Q_MEMBERS_N,
   NQUERIES
 };
 
@@ -96,6 +96,7 @@ static const char *const query_sql[NQUERIES] = {
   [Q_PATTERN] = "INSERT INTO patterns(centroid, strength, size, created_at) VALUES (?1, ?2, 0, ?3)",
   [Q_PATTERN_UPDATE] = "UPDATE patterns SET centroid = ?2, strength = ?3, size = ?4 WHERE id = ?1",
   [Q_ROW_STATE] = "SELECT consolidated FROM memories WHERE id = ?1",
+  [Q_DATA_VERSION] = "PRAGMA data_version",
   /* One write per memory a burst touched: ?1 id, ?2 consolidate (0/1), ?3 strength (NULL: keep),
    * ?4 activation, ?5 the burst's clock, ?6 last_access seen at load (NULL: don't check), ?7 new
    * out-edges (NULL: none). New values land only where last_access is still what the load saw:
@@ -153,6 +154,10 @@ struct engram_store {
   int64_t *pat_ids;
   double *pat_strength, *pat_size;
   uint32_t pat_n, pat_cap;
+  int pat_valid;             /* the cache holds the committed patterns as of data_version
+                              * pat_version (PRAGMA data_version: moves when another connection
+                              * commits) */
+  int64_t pat_version;
 };
 
 static void pending_add(engram_store *s, uint64_t token)
@@ -1228,13 +1233,33 @@ static int add_members(engram_store *s, int64_t pattern, const int64_t *m, uint3
 /* Write the burst's patterns. With pattern_merge > 0 each is merged into the stored pattern
  * whose centroid is most similar, if that cosine reaches pattern_merge: members united,
  * centroid and strength averaged with the member counts as weights; otherwise (and always
- * with pattern_merge == 0) it is inserted. The stored centroids are read once and compared
- * with the similarity kernel; patterns written earlier in the same commit are seen. */
+ * with pattern_merge == 0) it is inserted. The stored centroids are kept by the connection
+ * between commits (read again only after another connection committed) and compared with the
+ * similarity kernel; patterns written earlier in the same commit are seen. */
 static int write_patterns(engram_store *s, const engram_store_changes *c, double now)
 {
   int merging = c->pattern_merge > 0, rc;
-  if (merging && (rc = patterns_read(s)) != 0)
-    return rc;
+  if (c->n_patterns == 0)
+    return 0;
+  if (!merging) {
+    s->pat_valid = 0;   /* inserts below are not cached */
+  } else {
+    /* re-read only when another connection has committed since the cache was filled (the
+     * version does not move for this connection's own commits, which keep the cache current) */
+    sqlite3_stmt *st = q(s, Q_DATA_VERSION);
+    if (sqlite3_step(st) != SQLITE_ROW) {
+      sqlite3_reset(st);
+      return db_fail(s, "reading the data version");
+    }
+    int64_t version = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    if (!s->pat_valid || version != s->pat_version) {
+      if ((rc = patterns_read(s)) != 0)
+        return rc;
+      s->pat_version = version;
+    }
+    s->pat_valid = 0;   /* until this commit lands: a rollback would leave it ahead of the file */
+  }
   for (uint32_t p = 0; p < c->n_patterns; p++) {
     const float *centroid = c->pattern_centroids + (size_t)p * s->dim;
     const int64_t *members = c->pattern_members + c->pattern_offsets[p];
@@ -1515,6 +1540,8 @@ int engram_store_commit(engram_store *s, const engram_store_changes *c)
     goto rollback;
   if ((rc = exec(s, "COMMIT", "committing a burst")) != 0)
     goto rollback;
+  if (c->n_patterns && c->pattern_merge > 0)
+    s->pat_valid = 1;   /* the cache was brought up to date with this commit's patterns */
   engram_claims_writer_leave(s->claims);
   /* after the commit: a load that no longer sees the claims sees the episodes consolidated */
   engram_store_release(s, c->claim);

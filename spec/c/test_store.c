@@ -433,6 +433,27 @@ TEST(many_patterns_merge_into_the_nearest_stored_one_or_one_of_the_same_commit)
   engram_store_close(s);
 }
 
+TEST(a_connection_sees_patterns_another_connection_merged_since_its_last_commit)
+{
+  engram_store_config cfg = { .path = db_path("twopatterns.db"), .dim = DIM, .create = 1 };
+  engram_store *s = engram_store_open(&cfg), *t = engram_store_open(&cfg);
+  CHECK(s && t);
+  int64_t m1[] = { 1, 2, 3 }, m2[] = { 3, 4 }, m3[] = { 5, 6 }, m4[] = { 7 };
+  CHECK_EQ(commit_pattern(s, 1, 0, m1, 3, 0.9f), 0);        /* s: inserted, cached */
+  CHECK_EQ(commit_pattern(t, 1, 0.05f, m2, 2, 0.9f), 0);    /* t: merged into it (size 4) */
+  CHECK_EQ(commit_pattern(s, 1, 0.05f, m3, 2, 0.9f), 0);    /* s must see t's merge: size 6 */
+  CHECK_EQ(commit_pattern(s, 0, 1, m4, 1, 0.9f), 0);        /* orthogonal: a second pattern */
+  CHECK_EQ(counts(s).patterns, 2);
+  check_row("twopatterns.db", "SELECT max(size), min(size) FROM patterns", 6, 1);
+  /* inserted without merging, then merged into through the same connection's cache */
+  CHECK_EQ(commit_pattern(s, 0, 1, m4, 1, 0), 0);           /* a third, not cached */
+  CHECK_EQ(commit_pattern(s, 0, 1, m3, 2, 0.999f), 0);      /* merges into one of the (0, 1) */
+  CHECK_EQ(counts(s).patterns, 3);
+  check_row("twopatterns.db", "SELECT count(*), sum(size) FROM patterns", 3, 10);
+  engram_store_close(t);
+  engram_store_close(s);
+}
+
 TEST(invalid_changes_are_refused_before_anything_is_written)
 {
   engram_store *s = open_store("invalid.db", DIM, 1);
@@ -1034,6 +1055,7 @@ int main(void)
   RUN(commit_writes_everything_and_releases_the_claims);
   RUN(similar_patterns_merge_and_different_ones_do_not);
   RUN(many_patterns_merge_into_the_nearest_stored_one_or_one_of_the_same_commit);
+  RUN(a_connection_sees_patterns_another_connection_merged_since_its_last_commit);
   RUN(invalid_changes_are_refused_before_anything_is_written);
   RUN(load_brings_neighbours_recent_context_and_edges_as_row_indices);
   RUN(context_is_the_consolidated_memories_nearest_in_time_to_the_batch);
