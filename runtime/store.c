@@ -76,6 +76,14 @@ enum {
  * of the cost of doing them one by one. Built at open. */
 #define CHUNK 64
 
+/* The columns every row write sets (see Q_WRITE). */
+#define WRITE_FRESH "?3 IS NOT NULL AND (?6 IS NULL OR last_access = ?6)"
+#define WRITE_SET                                                          \
+  "strength = CASE WHEN " WRITE_FRESH " THEN ?3 ELSE strength END, "       \
+  "activation = CASE WHEN " WRITE_FRESH " THEN ?4 ELSE activation END, "   \
+  "last_access = CASE WHEN " WRITE_FRESH " THEN ?5 ELSE last_access END, " \
+  "edges = CASE WHEN ?7 IS NULL THEN edges ELSE engram_edges_merge(edges, ?7) END"
+
 static const char *const query_sql[NQUERIES] = {
   /* newest first, straight off the index (consolidated, created_at, id) */
   [Q_UNCONSOLIDATED] = "SELECT id FROM memories WHERE consolidated = 0 ORDER BY created_at DESC, id DESC",
@@ -93,7 +101,7 @@ static const char *const query_sql[NQUERIES] = {
     "SELECT (SELECT count(*) FROM memories), (SELECT count(*) FROM memories WHERE consolidated = 0), "
     "(SELECT total(engram_edges_count(edges)) FROM memories), (SELECT count(*) FROM patterns)",
   [Q_PATTERNS_ALL] = "SELECT id, centroid, strength, size FROM patterns",
-  [Q_PATTERN] = "INSERT INTO patterns(centroid, strength, size, created_at) VALUES (?1, ?2, 0, ?3)",
+  [Q_PATTERN] = "INSERT INTO patterns(centroid, strength, size, created_at) VALUES (?1, ?2, ?4, ?3)",
   [Q_PATTERN_UPDATE] = "UPDATE patterns SET centroid = ?2, strength = ?3, size = ?4 WHERE id = ?1",
   [Q_ROW_STATE] = "SELECT consolidated FROM memories WHERE id = ?1",
   [Q_DATA_VERSION] = "PRAGMA data_version",
@@ -104,22 +112,12 @@ static const char *const query_sql[NQUERIES] = {
    * one's decay and reinforcement. Edges always merge. All SET expressions read the old row.
    * One row a statement: an UPDATE ... FROM (VALUES ...) over 64 rows materialises its join
    * first and cost twice as much per row. */
-  [Q_WRITE] =
-    "UPDATE memories SET "
-    "strength = CASE WHEN ?3 IS NOT NULL AND (?6 IS NULL OR last_access = ?6) THEN ?3 ELSE strength END, "
-    "activation = CASE WHEN ?3 IS NOT NULL AND (?6 IS NULL OR last_access = ?6) THEN ?4 ELSE activation END, "
-    "last_access = CASE WHEN ?3 IS NOT NULL AND (?6 IS NULL OR last_access = ?6) THEN ?5 ELSE last_access END, "
-    "edges = CASE WHEN ?7 IS NULL THEN edges ELSE engram_edges_merge(edges, ?7) END "
-    "WHERE id = ?1 AND ?2 = 0",
+  [Q_WRITE] = "UPDATE memories SET " WRITE_SET " WHERE id = ?1 AND ?2 = 0",
   /* the same for one of the burst's episodes (?2 = 1): only these statements name the indexed
    * column, so only they pay for the state index */
   [Q_WRITE_CONSOLIDATE] =
-    "UPDATE memories SET consolidated = 1, access_count = access_count + 1, "
-    "strength = CASE WHEN ?3 IS NOT NULL AND (?6 IS NULL OR last_access = ?6) THEN ?3 ELSE strength END, "
-    "activation = CASE WHEN ?3 IS NOT NULL AND (?6 IS NULL OR last_access = ?6) THEN ?4 ELSE activation END, "
-    "last_access = CASE WHEN ?3 IS NOT NULL AND (?6 IS NULL OR last_access = ?6) THEN ?5 ELSE last_access END, "
-    "edges = CASE WHEN ?7 IS NULL THEN edges ELSE engram_edges_merge(edges, ?7) END "
-    "WHERE id = ?1 AND ?2 = 1 AND consolidated = 0",
+    "UPDATE memories SET consolidated = 1, access_count = access_count + 1, " WRITE_SET
+    " WHERE id = ?1 AND ?2 = 1 AND consolidated = 0",
 };
 
 /* The SQL of the CHUNK statements: a head, CHUNK copies of a row pattern, a tail. */
@@ -1295,6 +1293,7 @@ static int write_patterns(engram_store *s, const engram_store_changes *c, double
       sqlite3_bind_blob(st, 1, centroid, (int)(s->dim * sizeof(float)), SQLITE_STATIC);
       sqlite3_bind_double(st, 2, c->pattern_strength[p]);
       sqlite3_bind_double(st, 3, now);
+      sqlite3_bind_int64(st, 4, nmembers);   /* corrected below if some are listed twice */
       if ((rc = step_done(s, st, "writing patterns")) != 0)
         return rc;
       id = sqlite3_last_insert_rowid(s->db);
@@ -1314,6 +1313,8 @@ static int write_patterns(engram_store *s, const engram_store_changes *c, double
         cen = s->pat_centroids + (size_t)k * s->dim;
       }
     }
+    if (best < 0 && added == nmembers)
+      continue;   /* inserted as it stands */
     sqlite3_stmt *st = q(s, Q_PATTERN_UPDATE);
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_blob(st, 2, cen, (int)(s->dim * sizeof(float)), SQLITE_STATIC);

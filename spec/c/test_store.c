@@ -450,6 +450,11 @@ TEST(a_connection_sees_patterns_another_connection_merged_since_its_last_commit)
   CHECK_EQ(commit_pattern(s, 0, 1, m3, 2, 0.999f), 0);      /* merges into one of the (0, 1) */
   CHECK_EQ(counts(s).patterns, 3);
   check_row("twopatterns.db", "SELECT count(*), sum(size) FROM patterns", 3, 10);
+  /* a new pattern that lists a member twice counts it once */
+  int64_t twice[] = { 8, 8, 9 };
+  CHECK_EQ(commit_pattern(s, 1, 1, twice, 3, 0), 0);
+  check_row("twopatterns.db", "SELECT count(*), max(id = (SELECT max(id) FROM patterns) AND size = 2) FROM patterns",
+            4, 1);
   engram_store_close(t);
   engram_store_close(s);
 }
