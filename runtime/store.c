@@ -13,6 +13,7 @@
  */
 #include "arena.h"
 #include "claims.h"
+#include "walvfs.h"
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -570,7 +571,7 @@ engram_store *engram_store_open(const engram_store_config *cfg)
   s->token_state = seed_tokens();
 
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (cfg->create ? SQLITE_OPEN_CREATE : 0);
-  if (sqlite3_open_v2(cfg->path, &s->db, flags, NULL) != SQLITE_OK) {
+  if (sqlite3_open_v2(cfg->path, &s->db, flags, engram_walvfs_name()) != SQLITE_OK) {
     engram_fail(ENGRAM_ESTORE, "store: cannot open '%s' (%s)", cfg->path,
                 s->db ? sqlite3_errmsg(s->db) : "out of memory");
     sqlite3_close(s->db);
