@@ -31,7 +31,8 @@ typedef struct engram_sim_scan {
   const float *a, *b;        /* rows, d floats each */
   const float *inv_a, *inv_b;
   size_t na, nb, d;
-  int symmetric;             /* a == b, na == nb: compute i <= j only */
+  int symmetric;             /* a == b: compute i <= j only, for i < na <= j < nb too (pairs of a
+                              * prefix); MATRIX and TOPK scans have na == nb */
   int mode;                  /* SCAN_* bits */
   /* SCAN_MATRIX: out[i*ldo + j] (and the mirror when symmetric) */
   float *out;

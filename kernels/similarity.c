@@ -172,10 +172,11 @@ static int run_scan(engram_arena *a, engram_sim_scan *s)
   engram_mark m = engram_arena_mark(a);
   rc = ENGRAM_EFULL;
   if (!s->inv_a) {
-    float *inv = engram_kernel_scratch(a, s->na ? s->na : 1, sizeof(float), WHO);
+    size_t n = s->symmetric ? s->nb : s->na;   /* symmetric: a == b, na <= nb */
+    float *inv = engram_kernel_scratch(a, n ? n : 1, sizeof(float), WHO);
     if (!inv)
       goto out;
-    k->sim_norms(s->a, s->na, s->d, inv);
+    k->sim_norms(s->a, n, s->d, inv);
     s->inv_a = inv;
     if (s->symmetric)
       s->inv_b = inv;
@@ -239,19 +240,21 @@ int engram_sim_cross(engram_arena *a, const float *arows, const float *inv_a, si
   return run_scan(a, &s);
 }
 
-int engram_sim_pairs(engram_arena *a, const float *rows, const float *inv, size_t n, size_t d,
-                     float threshold, engram_sim_pair *out, size_t cap, size_t *count)
+static int pairs(engram_arena *a, const float *rows, const float *inv, size_t n, size_t total, size_t d,
+                 float threshold, engram_sim_pair *out, size_t cap, size_t *count)
 {
-  int rc = check_rows(rows, n, d, "rows");
+  int rc = check_rows(rows, total, d, "rows");
   if (rc)
     return rc;
   if (!count || (cap && !out))
     return engram_fail(ENGRAM_EINVAL, WHO ": %s is NULL", !count ? "count" : "out");
-  if (n > UINT32_MAX)
-    return engram_fail(ENGRAM_EINVAL, WHO ": %zu rows (pairs need n < 2^32)", n);
+  if (n > total)
+    return engram_fail(ENGRAM_EINVAL, WHO ": %zu rows of %zu (expected n <= total)", n, total);
+  if (total > UINT32_MAX)
+    return engram_fail(ENGRAM_EINVAL, WHO ": %zu rows (pairs need n < 2^32)", total);
   if (threshold != threshold)
     return engram_fail(ENGRAM_EINVAL, WHO ": threshold is NaN");
-  engram_sim_scan s = { .a = rows, .b = rows, .inv_a = inv, .inv_b = inv, .na = n, .nb = n,
+  engram_sim_scan s = { .a = rows, .b = rows, .inv_a = inv, .inv_b = inv, .na = n, .nb = total,
                         .d = d, .symmetric = 1, .mode = SCAN_PAIRS, .threshold = threshold,
                         .pairs = out, .cap = cap };
   *count = 0;
@@ -263,6 +266,18 @@ int engram_sim_pairs(engram_arena *a, const float *rows, const float *inv, size_
     return engram_fail(ENGRAM_EFULL, WHO ": %zu pairs found, room for %zu (the first %zu are kept)",
                        s.count, cap, cap);
   return 0;
+}
+
+int engram_sim_pairs(engram_arena *a, const float *rows, const float *inv, size_t n, size_t d,
+                     float threshold, engram_sim_pair *out, size_t cap, size_t *count)
+{
+  return pairs(a, rows, inv, n, n, d, threshold, out, cap, count);
+}
+
+int engram_sim_pairs_prefix(engram_arena *a, const float *rows, const float *inv, size_t n, size_t total,
+                            size_t d, float threshold, engram_sim_pair *out, size_t cap, size_t *count)
+{
+  return pairs(a, rows, inv, n, total, d, threshold, out, cap, count);
 }
 
 int engram_sim_topk(engram_arena *a, const float *rows, const float *inv, size_t n, size_t d,

@@ -684,6 +684,15 @@ ENGRAM_API int engram_sim_pairs(engram_arena *a, const float *rows, const float 
                                 size_t d, float threshold, engram_sim_pair *out, size_t cap,
                                 size_t *count);
 
+/* The pairs of a prefix of the rows: every pair (i, j) with i < n and i < j < total whose cosine
+ * reaches threshold, i.e. the first n rows among themselves and against rows n .. total-1 (a
+ * batch of new episodes and the context loaded with it), in one blocked pass that stores neither
+ * matrix. inv, when given, holds the inverse norms of all total rows. Output and errors as for
+ * engram_sim_pairs, which is the case total == n; n > total is EINVAL. total < 2^32. */
+ENGRAM_API int engram_sim_pairs_prefix(engram_arena *a, const float *rows, const float *inv, size_t n,
+                                       size_t total, size_t d, float threshold, engram_sim_pair *out,
+                                       size_t cap, size_t *count);
+
 /* For every row i, its k most similar other rows (j != i), fused into the same blocked pass:
  * idx[i*k + r] and score[i*k + r] for r < k, by decreasing score, equal scores by increasing
  * index (the selection uses the same total order, so it does not depend on the order of the

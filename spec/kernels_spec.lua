@@ -89,6 +89,22 @@ describe("engram.kernels", function()
       assert.are.equal(2, found)
     end)
 
+    it("lists the pairs of a prefix among itself and against the rest", function()
+      -- rows 0, 1 (the prefix) and 2, 3: pairs (0,1), (0,2), (0,3), (1,2), (1,3) are candidates, (2,3) is not
+      local rows = floats({ 1, 0,  0, 1,  1, 0.1,  0.1, 1 })
+      local out = ffi.new("engram_sim_pair[5]")
+      assert.are.equal(2, K.pairs_prefix(rows, 2, 4, 2, 0.9, out, 5))
+      local got = {}
+      for k = 0, 1 do got[#got + 1] = out[k].i .. "-" .. out[k].j end
+      table.sort(got)
+      assert.are.same({ "0-2", "1-3" }, got)
+      assert.are.equal(0, K.pairs_prefix(rows, 0, 4, 2, 0.9, out, 5))
+      assert.has_error(function() K.pairs_prefix(rows, 3, 2, 2, 0.9, out, 5) end,
+        "similarity: 3 rows of 2 (expected n <= total)")
+      assert.has_error(function() K.pairs_prefix(rows, 2, 4, 2, "x", out, 5) end,
+        "bad argument #5 to 'pairs_prefix' (number expected, got string)")
+    end)
+
     it("finds each row's nearest rows", function()
       local rows = floats({ 1, 0,  1, 0.1,  0, 1,  0.1, 1 })
       local idx, sc = ffi.new("uint32_t[4]"), ffi.new("float[4]")

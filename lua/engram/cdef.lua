@@ -223,6 +223,8 @@ int engram_sim_cross(engram_arena *a, const float *arows, const float *inv_a, si
 typedef struct engram_sim_pair { uint32_t i, j; float score; } engram_sim_pair;
 int engram_sim_pairs(engram_arena *a, const float *rows, const float *inv, size_t n, size_t d,
                      float threshold, engram_sim_pair *out, size_t cap, size_t *count);
+int engram_sim_pairs_prefix(engram_arena *a, const float *rows, const float *inv, size_t n, size_t total,
+                            size_t d, float threshold, engram_sim_pair *out, size_t cap, size_t *count);
 int engram_sim_topk(engram_arena *a, const float *rows, const float *inv, size_t n, size_t d,
                     size_t k, uint32_t *idx, float *score);
 int engram_sim_centroid(const float *rows, const float *inv, size_t d, const uint32_t *members, size_t m,

@@ -139,24 +139,43 @@ end
 
 -- Pairs i < j with cos >= threshold into out (engram_sim_pair *, room for cap). Returns the
 -- number found; when it exceeds cap: nil, err, number found (the first cap are kept).
-function M.pairs(rows, n, d, threshold, out, cap, inv, arena)
-  local f = "pairs"
-  if type(threshold) ~= "number" then
-    error("bad argument #4 to 'pairs' (number expected, got " .. type(threshold) .. ")", 2)
+local function threshold_arg(x, i, f)
+  if type(x) ~= "number" then
+    error("bad argument #" .. i .. " to '" .. f .. "' (number expected, got " .. type(x) .. ")", 3)
   end
+  return x
+end
+
+-- The call itself, arguments checked by the caller.
+local function pairs_call(arena, rows, inv, n, total, d, threshold, out, cap)
   local box = size_box_t()
-  cap = count(cap or 0, 6, f)
-  local rc = C.engram_sim_pairs(arena, ptr(rows, 1, f, "float *"), opt_ptr(inv, 7, f, "float *"),
-                                count(n, 2, f), count(d, 3, f), threshold,
-                                cap > 0 and ptr(out, 5, f, "engram_sim_pair *") or null, cap, box)
-  if rc == EFULL then
+  local rc = C.engram_sim_pairs_prefix(arena, rows, inv, n, total, d, threshold, out, cap, box)
+  if rc == 0 then
+    return tonumber(box[0])
+  elseif rc == EINVAL or rc == EOVERFLOW then
+    error(last_error(), 4)   -- misuse: blame the caller of M.pairs / M.pairs_prefix
+  elseif rc == EFULL then
     return nil, last_error(), tonumber(box[0])
   end
-  local ok, err = status(rc)
-  if not ok then
-    return nil, err
-  end
-  return tonumber(box[0])
+  return nil, last_error()
+end
+
+function M.pairs(rows, n, d, threshold, out, cap, inv, arena)
+  local f = "pairs"
+  cap = count(cap or 0, 6, f)
+  n = count(n, 2, f)
+  return pairs_call(arena, ptr(rows, 1, f, "float *"), opt_ptr(inv, 7, f, "float *"), n, n, count(d, 3, f),
+                    threshold_arg(threshold, 4, f), cap > 0 and ptr(out, 5, f, "engram_sim_pair *") or null, cap)
+end
+
+-- The pairs (i, j), i < n, i < j < total, with cos >= threshold: the first n rows among
+-- themselves and against the rest (inv, if given, has all total rows). Returns as pairs.
+function M.pairs_prefix(rows, n, total, d, threshold, out, cap, inv, arena)
+  local f = "pairs_prefix"
+  cap = count(cap or 0, 7, f)
+  return pairs_call(arena, ptr(rows, 1, f, "float *"), opt_ptr(inv, 8, f, "float *"), count(n, 2, f),
+                    count(total, 3, f), count(d, 4, f), threshold_arg(threshold, 5, f),
+                    cap > 0 and ptr(out, 6, f, "engram_sim_pair *") or null, cap)
 end
 
 -- For each row its k most similar other rows: idx (uint32_t *) and score (float *) of n*k.

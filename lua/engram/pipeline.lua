@@ -124,67 +124,36 @@ end
 -- per unordered pair; P.graph adds both directions) and close = { n, i, j }.
 function M.similarity(a, b, params)
   local n, total, d = b.n, b.total, b.dim
-  local m = total - n
   local emb = b.embeddings:pointer()
   local inv = a:floats(total)
   need("similarity", K.norms(emb, total, d, inv:pointer(), a))
   local lt, ct = params.link_threshold, params.cluster_threshold
   local lo = math.min(lt, ct)
 
-  -- batch x batch: the fused threshold pass, at the lower of the two thresholds. Its order is
+  -- every pair with a batch row at one end, batch x batch and batch x context, in one fused
+  -- threshold pass at the lower of the two thresholds (no matrix is stored). Its order is
   -- unspecified; nothing below depends on it (links are a set, clusters are components).
+  local cap = n * (n - 1) / 2 + n * (total - n)
   local np, pairs = 0, nil
-  if n >= 2 then
-    local pairs_cap = n * (n - 1) / 2
-    pairs = ffi.cast("engram_sim_pair *", need("similarity", a:alloc(pairs_cap * ffi.sizeof("engram_sim_pair"), 64)))
-    np = need("similarity", K.pairs(emb, n, d, lo, pairs, pairs_cap, inv:pointer(), a))
+  if cap > 0 then
+    pairs = ffi.cast("engram_sim_pair *", need("similarity", a:alloc(cap * ffi.sizeof("engram_sim_pair"), 64)))
+    np = need("similarity", K.pairs_prefix(emb, n, total, d, lo, pairs, cap, inv:pointer(), a))
   end
 
-  -- batch x context: the cross matrix; count what qualifies before sizing the outputs
-  local cp, ncross = nil, 0
-  if n > 0 and m > 0 then
-    local cross = a:floats(n * m)
-    need("similarity", K.cross(emb, n, emb + n * d, m, d, cross:pointer(), inv:pointer(), inv:pointer() + n, a))
-    cp = cross:pointer()
-    for k = 0, n * m - 1 do
-      if cp[k] >= lo then ncross = ncross + 1 end
-    end
-  end
-
-  local cap = np + ncross
-  local li, lj, lw = a:ints(cap), a:ints(cap), a:floats(cap)
-  local ci, cj = a:ints(cap), a:ints(cap)
+  -- split into links and close pairs (a plain loop: no closure, every burst JITs)
+  local li, lj, lw = a:ints(np), a:ints(np), a:floats(np)
+  local ci, cj = a:ints(np), a:ints(np)
   local lip, ljp, lwp, cip, cjp = li:pointer(), lj:pointer(), lw:pointer(), ci:pointer(), cj:pointer()
-  -- the qualifying pairs, batch x batch then batch x context, as (i, j, s) triples in the
-  -- arena; then split into links and close pairs (plain loops: no closure, every burst JITs)
-  local ti, tj = ffi.cast("int32_t *", a:ints(math.max(cap, 1)):pointer()), ffi.cast("int32_t *", a:ints(math.max(cap, 1)):pointer())
-  local ts = a:floats(math.max(cap, 1)):pointer()
-  local t = 0
+  local nl, nc = 0, 0
   for k = 0, np - 1 do
     local pr = pairs[k]
-    ti[t], tj[t], ts[t] = pr.i, pr.j, pr.score
-    t = t + 1
-  end
-  if cp then
-    for i = 0, n - 1 do
-      local row = cp + i * m
-      for j = 0, m - 1 do
-        if row[j] >= lo then
-          ti[t], tj[t], ts[t] = i, n + j, row[j]
-          t = t + 1
-        end
-      end
-    end
-  end
-  local nl, nc = 0, 0
-  for k = 0, t - 1 do
-    local s = ts[k]
+    local s = pr.score
     if s >= lt then
-      lip[nl], ljp[nl], lwp[nl] = ti[k], tj[k], s
+      lip[nl], ljp[nl], lwp[nl] = pr.i, pr.j, s
       nl = nl + 1
     end
     if s >= ct then
-      cip[nc], cjp[nc] = ti[k], tj[k]
+      cip[nc], cjp[nc] = pr.i, pr.j
       nc = nc + 1
     end
   end

@@ -255,21 +255,21 @@ static int pair_cmp(const void *x, const void *y)
   return p->j < q->j ? -1 : p->j > q->j;
 }
 
-/* Pairs >= tau: the same set as the reference (pairs within 1e-5 of tau may go either way). */
-ISA_TESTS(pairs_match_reference)
-static void pairs_match_reference(void)
+/* The pairs (i, j), i < n, i < j < total, >= tau from engram_sim_pairs_prefix (total == n:
+ * engram_sim_pairs): the same set as the reference (pairs within 1e-5 of tau may go either way).
+ * Returns the number found. */
+static size_t check_pairs(const float *rows, size_t n, size_t total, size_t d, float tau, const float *inv)
 {
-  size_t n = 211, d = 300;
-  float tau = 0.6f;
-  float *rows = malloc(n * d * sizeof(float));
-  clustered(rows, n, d, 1);
-  size_t cap = n * n / 2, count = 0;
-  engram_sim_pair *pairs = malloc(cap * sizeof *pairs);
-  CHECK_EQ(engram_sim_pairs(arena, rows, NULL, n, d, tau, pairs, cap, &count), 0);
+  size_t cap = n * (n > 0 ? n - 1 : 0) / 2 + n * (total - n), count = 0;
+  engram_sim_pair *pairs = malloc((cap ? cap : 1) * sizeof *pairs);
+  if (total == n)
+    CHECK_EQ(engram_sim_pairs(arena, rows, inv, n, d, tau, pairs, cap, &count), 0);
+  else
+    CHECK_EQ(engram_sim_pairs_prefix(arena, rows, inv, n, total, d, tau, pairs, cap, &count), 0);
   qsort(pairs, count < cap ? count : cap, sizeof *pairs, pair_cmp);
-  size_t at = 0, want = 0, missing = 0, extra = 0;
+  size_t at = 0, missing = 0, extra = 0;
   for (size_t i = 0; i < n; i++)
-    for (size_t j = i + 1; j < n; j++) {
+    for (size_t j = i + 1; j < total; j++) {
       double c = cos_ref(rows + i * d, rows + j * d, d);
       int found = at < count && pairs[at].i == i && pairs[at].j == j;
       if (found) {
@@ -277,18 +277,28 @@ static void pairs_match_reference(void)
           extra++;
         at++;
       }
-      if (c >= tau + 1e-5) {
-        want++;
+      if (c >= tau + 1e-5)
         missing += !found;
-      } else if (c < tau - 1e-5) {
+      else if (c < tau - 1e-5)
         extra += found;
-      }
     }
-  printf("    %zu pairs >= %.2f among %zu rows\n", count, tau, n);
-  CHECK(want > 100);
   CHECK_EQ(missing, 0);
   CHECK_EQ(extra, 0);
   CHECK_EQ(at, count);
+  free(pairs);
+  return count;
+}
+
+ISA_TESTS(pairs_match_reference)
+static void pairs_match_reference(void)
+{
+  size_t n = 211, d = 300;
+  float tau = 0.6f;
+  float *rows = malloc(n * d * sizeof(float));
+  clustered(rows, n, d, 1);
+  size_t count = check_pairs(rows, n, n, d, tau, NULL);
+  printf("    %zu pairs >= %.2f among %zu rows\n", count, tau, n);
+  CHECK(count > 100);
 
   /* a buffer too small: EFULL, the full count, the first cap pairs kept and valid */
   size_t small = 10, count2 = 0;
@@ -299,7 +309,36 @@ static void pairs_match_reference(void)
   CHECK_CONTAINS(engram_last_error(), "pairs found, room for 10");
   for (size_t p = 0; p < small; p++)
     CHECK(few[p].i < few[p].j && few[p].j < n && few[p].score >= tau);
-  free(rows), free(pairs);
+  free(rows);
+}
+
+/* A prefix against itself and the rest, at sizes around the tile and block edges (6 x 16 tiles,
+ * blocks of 64 columns), with and without precomputed norms, and a zero row in each part. */
+ISA_TESTS(prefix_pairs_match_reference)
+static void prefix_pairs_match_reference(void)
+{
+  static const size_t cases[][2] = { { 0, 0 }, { 0, 7 }, { 1, 1 }, { 1, 2 }, { 1, 40 }, { 5, 6 }, { 7, 23 },
+                                     { 16, 17 }, { 63, 130 }, { 64, 65 }, { 100, 164 }, { 97, 100 } };
+  size_t d = 67, total_max = 164;
+  float *rows = malloc(total_max * d * sizeof(float)), *inv = malloc(total_max * sizeof(float));
+  clustered(rows, total_max, d, 3);
+  size_t found = 0;
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    size_t n = cases[c][0], total = cases[c][1];
+    if (n > 2)
+      memset(rows + 2 * d, 0, d * sizeof(float));        /* a zero row in the prefix */
+    if (total > n + 1)
+      memset(rows + (n + 1) * d, 0, d * sizeof(float));  /* and one after it */
+    CHECK_EQ(engram_sim_norms(arena, rows, total, d, inv), 0);
+    found += check_pairs(rows, n, total, d, 0.5f, NULL);
+    found += check_pairs(rows, n, total, d, 0.5f, inv);
+    clustered(rows, total_max, d, 3);
+  }
+  CHECK(found > 1000);
+  size_t count = 0;
+  CHECK_EQ(engram_sim_pairs_prefix(arena, rows, NULL, 5, 4, d, 0.5f, NULL, 0, &count), ENGRAM_EINVAL);
+  CHECK_STR(engram_last_error(), "similarity: 5 rows of 4 (expected n <= total)");
+  free(rows), free(inv);
 }
 
 ISA_TESTS(topk_matches_reference)
@@ -483,6 +522,7 @@ int main(void)
   RUN_ISA(matrix_matches_reference);
   RUN_ISA(cross_matches_reference);
   RUN_ISA(pairs_match_reference);
+  RUN_ISA(prefix_pairs_match_reference);
   RUN_ISA(topk_matches_reference);
   RUN(scratch_is_rewound_and_exhaustion_is_reported);
   RUN(bad_arguments_are_errors);
