@@ -2,58 +2,108 @@
  * walvfs.c — the VFS that gathers a transaction's WAL frames into one write (see walvfs.h).
  *
  * SQLite appends frame i of a transaction as write(header, 24 bytes, at o) then write(page,
- * szPage bytes, at o + 24), and a frame's header holds at bytes 4..7 the database size after
- * the commit for a commit frame, 0 for the others (the WAL file format). Only that exact
- * pattern is gathered: a 24-byte write that starts or extends the gathered run, then the
- * write of the page right after it. Everything else goes through as it comes, after the
- * gathered run; so a SQLite that wrote frames differently would simply not be gathered.
+ * P bytes, at o + 24), where o = 32 + i * (P + 24) and P is the page size (in the WAL header);
+ * a frame's header holds at bytes 4..7 the database size after the commit for a commit frame,
+ * 0 for the others (the WAL file format). Only that exact pattern is gathered: a 24-byte write
+ * at a frame boundary that continues exactly where this handle's previous write ended, then its
+ * P-byte page. Everything else goes through as it comes, after the gathered run: the checksum
+ * rewrites of walRewriteChecksums and in-place page overwrites land before the end, padding
+ * pieces split at a sync point are not frame-sized, and a SQLite that wrote frames differently
+ * would simply not be gathered.
  *
- * Every file that is not a WAL is opened by the wrapped VFS in the memory SQLite gave us
- * (our szOsFile is larger than its), with its own methods: no cost on the database file.
+ * Frames are gathered only while this connection holds the WAL write lock, as seen through its
+ * database file's xShmLock (so never in locking_mode=EXCLUSIVE, which takes no shared-memory
+ * locks): a transaction that spilled frames and then rolled back leaves gathered frames that
+ * must never reach the file, and the release of the write lock discards them (a commit wrote
+ * its frames at its commit frame). A failed write keeps the run gathered: the next access
+ * retries it, so a transaction cannot commit without the frames it spilled.
+ *
+ * The main database file is wrapped too, to see those locks; every other file is opened by the
+ * wrapped VFS in the memory SQLite gave us (our szOsFile is larger than its), with its own
+ * methods.
  */
 #include "walvfs.h"
 
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define FRAME_HEADER 24
+#define WAL_HEADER 32
 /* The longest run written at once: the unix VFS writes at most 128 KiB - 1 bytes a call (it
  * masks the length), so a bigger transaction is written in runs of up to this size. */
 #define GATHER_MAX ((size_t)0x1ffff)
 
+struct walfile;
+
+struct dbfile {
+  sqlite3_file base;         /* pMethods = &db_methods */
+  sqlite3_file *real;        /* right after this struct */
+  const char *name;          /* the name SQLite opened it with (its WAL's is derived from it) */
+  struct walfile *wal;       /* this connection's WAL file, once open */
+  int writer;                /* this connection holds the WAL write lock */
+  struct dbfile *next;       /* open main database files (files_mu) */
+};
+
 struct walfile {
   sqlite3_file base;         /* pMethods = &wal_methods */
-  sqlite3_file *real;        /* the wrapped VFS's file, right after this struct */
+  sqlite3_file *real;        /* right after this struct */
+  struct dbfile *db;         /* NULL: not linked to its database file, nothing is gathered */
+  uint32_t page;             /* the page size, from the WAL header (0: not known yet) */
+  sqlite3_int64 end;         /* where this handle's last write ended (-1: unknown) */
   unsigned char *buf;        /* the gathered run: bytes for [at, at + len) */
   size_t len, cap;
   sqlite3_int64 at;
-  size_t page;               /* the size of the last page gathered (0: none yet) */
   int page_next;             /* the run ends with a frame header: its page comes next */
   int commit;                /* ... and it is a commit frame's */
 };
+
+_Static_assert(offsetof(struct walfile, real) == offsetof(struct dbfile, real), "REAL() reads either struct");
 
 static sqlite3_vfs *real_vfs;
 static sqlite3_vfs wal_vfs;
 static const char *vfs_name;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t files_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct dbfile *files;
 static uint64_t writes;
+
+#define REAL(file) (((struct walfile *)(file))->real)   /* both structs start alike */
+#define REAL_DB(file) (((struct dbfile *)(file))->real)
+
+static uint32_t be32(const unsigned char *p)
+{
+  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
 
 static int real_write(struct walfile *f, const void *p, int amount, sqlite3_int64 off)
 {
   __atomic_add_fetch(&writes, 1, __ATOMIC_RELAXED);
-  return f->real->pMethods->xWrite(f->real, p, amount, off);
+  int rc = f->real->pMethods->xWrite(f->real, p, amount, off);
+  f->end = rc == SQLITE_OK ? off + amount : -1;
+  return rc;
 }
 
+/* Write the gathered run. On failure it stays gathered (see the top of the file). */
 static int flush(struct walfile *f)
 {
   if (!f->len)
     return SQLITE_OK;
   int rc = real_write(f, f->buf, (int)f->len, f->at);
+  if (rc == SQLITE_OK)
+    f->len = 0, f->page_next = f->commit = 0;
+  return rc;
+}
+
+/* Forget the gathered run: its transaction ended without committing it. */
+static void discard(struct walfile *f)
+{
+  if (f->len)
+    f->end = -1;
   f->len = 0;
   f->page_next = f->commit = 0;
-  return rc;
 }
 
 static int gather(struct walfile *f, const void *p, size_t n)
@@ -73,30 +123,49 @@ static int gather(struct walfile *f, const void *p, size_t n)
   return 1;
 }
 
+/* The page size from the WAL header on disk, for a handle that has not written the header
+ * itself (another connection started this WAL). 0 when it cannot be read. */
+static uint32_t read_page_size(struct walfile *f)
+{
+  unsigned char h[WAL_HEADER];
+  if (f->real->pMethods->xRead(f->real, h, WAL_HEADER, 0) != SQLITE_OK)
+    return 0;
+  uint32_t magic = be32(h), page = be32(h + 8);
+  if ((magic & 0xfffffffe) != 0x377f0682 || page < 512 || page > 65536 || (page & (page - 1)))
+    return 0;
+  return page;
+}
+
 static int w_write(sqlite3_file *file, const void *p, int amount, sqlite3_int64 off)
 {
   struct walfile *f = (struct walfile *)file;
   size_t n = (size_t)amount;
-  int appends = off == f->at + (sqlite3_int64)f->len;
   int rc;
-  if (n == FRAME_HEADER && !f->page_next) {
-    /* room for the header and its page (at most 64 KiB) in this run, or start another */
-    size_t frame = n + (f->page ? f->page : 65536);
-    if (f->len && (!appends || f->len + frame > GATHER_MAX) && (rc = flush(f)) != SQLITE_OK)
-      return rc;
-    if (!f->len)
-      f->at = off;
-    const unsigned char *h = p;
-    int commit = (h[4] | h[5] | h[6] | h[7]) != 0;
-    if (gather(f, p, n)) {
-      f->page_next = 1;
-      f->commit = commit;
-      return SQLITE_OK;
+  if (off == 0 && n == WAL_HEADER)
+    f->page = be32((const unsigned char *)p + 8);   /* written through below */
+  if (f->db && f->db->writer && off == f->end) {
+    if (n == FRAME_HEADER && !f->page_next) {
+      if (!f->page)
+        f->page = read_page_size(f);
+      size_t frame = FRAME_HEADER + f->page;
+      if (f->page && off >= WAL_HEADER && (size_t)(off - WAL_HEADER) % frame == 0) {
+        if (f->len && f->len + frame > GATHER_MAX && (rc = flush(f)) != SQLITE_OK)
+          return rc;
+        if (!f->len)
+          f->at = off;
+        if (gather(f, p, n)) {
+          const unsigned char *h = p;
+          f->page_next = 1;
+          f->commit = (h[4] | h[5] | h[6] | h[7]) != 0;
+          f->end = off + amount;
+          return SQLITE_OK;
+        }
+      }
+    } else if (f->page_next && n == f->page && gather(f, p, n)) {
+      f->page_next = 0;
+      f->end = off + amount;
+      return f->commit ? flush(f) : SQLITE_OK;   /* the transaction is whole: write it */
     }
-  } else if (n > FRAME_HEADER && f->page_next && appends && f->len + n <= GATHER_MAX && gather(f, p, n)) {
-    f->page_next = 0;
-    f->page = n;
-    return f->commit ? flush(f) : SQLITE_OK;   /* the transaction is whole: write it */
   }
   if ((rc = flush(f)) != SQLITE_OK)
     return rc;
@@ -106,12 +175,14 @@ static int w_write(sqlite3_file *file, const void *p, int amount, sqlite3_int64 
 static int w_close(sqlite3_file *file)
 {
   struct walfile *f = (struct walfile *)file;
-  int rc = flush(f);
-  int rc2 = f->real->pMethods->xClose(f->real);
+  pthread_mutex_lock(&files_mu);
+  if (f->db)
+    f->db->wal = NULL;
+  pthread_mutex_unlock(&files_mu);
+  discard(f);   /* a commit wrote its frames: anything left belongs to none */
   free(f->buf);
   f->buf = NULL;
-  f->cap = 0;
-  return rc != SQLITE_OK ? rc : rc2;
+  return f->real->pMethods->xClose(f->real);
 }
 
 /* Everything that observes the file sees what was gathered written first. */
@@ -120,7 +191,6 @@ static int w_close(sqlite3_file *file)
     int rc_ = flush(f);                          \
     return rc_ != SQLITE_OK ? rc_ : (call);      \
   } while (0)
-#define REAL(file) (((struct walfile *)(file))->real)
 
 static int w_read(sqlite3_file *file, void *p, int amount, sqlite3_int64 off)
 {
@@ -155,64 +225,155 @@ static int w_fetch(sqlite3_file *file, sqlite3_int64 off, int amount, void **pp)
   FLUSHED((struct walfile *)file, REAL(file)->pMethods->xFetch(REAL(file), off, amount, pp));
 }
 
-static int w_unfetch(sqlite3_file *file, sqlite3_int64 off, void *p)
-{
-  return REAL(file)->pMethods->iVersion < 3 ? SQLITE_OK : REAL(file)->pMethods->xUnfetch(REAL(file), off, p);
-}
+/* ---- pass-through methods, shared by both wrappers (REAL works for either struct) ---------- */
 
-static int w_lock(sqlite3_file *file, int lock) { return REAL(file)->pMethods->xLock(REAL(file), lock); }
-static int w_unlock(sqlite3_file *file, int lock) { return REAL(file)->pMethods->xUnlock(REAL(file), lock); }
-static int w_check_reserved(sqlite3_file *file, int *out)
+static int p_read(sqlite3_file *file, void *p, int amount, sqlite3_int64 off)
+{
+  return REAL(file)->pMethods->xRead(REAL(file), p, amount, off);
+}
+static int p_write(sqlite3_file *file, const void *p, int amount, sqlite3_int64 off)
+{
+  return REAL(file)->pMethods->xWrite(REAL(file), p, amount, off);
+}
+static int p_truncate(sqlite3_file *file, sqlite3_int64 size) { return REAL(file)->pMethods->xTruncate(REAL(file), size); }
+static int p_sync(sqlite3_file *file, int flags) { return REAL(file)->pMethods->xSync(REAL(file), flags); }
+static int p_file_size(sqlite3_file *file, sqlite3_int64 *size)
+{
+  return REAL(file)->pMethods->xFileSize(REAL(file), size);
+}
+static int p_file_control(sqlite3_file *file, int op, void *arg)
+{
+  return REAL(file)->pMethods->xFileControl(REAL(file), op, arg);
+}
+static int p_lock(sqlite3_file *file, int lock) { return REAL(file)->pMethods->xLock(REAL(file), lock); }
+static int p_unlock(sqlite3_file *file, int lock) { return REAL(file)->pMethods->xUnlock(REAL(file), lock); }
+static int p_check_reserved(sqlite3_file *file, int *out)
 {
   return REAL(file)->pMethods->xCheckReservedLock(REAL(file), out);
 }
-static int w_sector_size(sqlite3_file *file) { return REAL(file)->pMethods->xSectorSize(REAL(file)); }
-static int w_device(sqlite3_file *file) { return REAL(file)->pMethods->xDeviceCharacteristics(REAL(file)); }
-
-/* A WAL file has no shared memory of its own (the database file has); these exist only
- * because version 2 of the methods lists them. */
-static int w_shm_map(sqlite3_file *file, int pg, int pgsz, int extend, void volatile **pp)
+static int p_sector_size(sqlite3_file *file) { return REAL(file)->pMethods->xSectorSize(REAL(file)); }
+static int p_device(sqlite3_file *file) { return REAL(file)->pMethods->xDeviceCharacteristics(REAL(file)); }
+static int p_shm_map(sqlite3_file *file, int pg, int pgsz, int extend, void volatile **pp)
 {
   *pp = NULL;
   return REAL(file)->pMethods->iVersion < 2 ? SQLITE_IOERR_SHMMAP
                                             : REAL(file)->pMethods->xShmMap(REAL(file), pg, pgsz, extend, pp);
 }
-static int w_shm_lock(sqlite3_file *file, int offset, int n, int flags)
+static int p_shm_lock(sqlite3_file *file, int offset, int n, int flags)
 {
   return REAL(file)->pMethods->iVersion < 2 ? SQLITE_IOERR_SHMLOCK
                                             : REAL(file)->pMethods->xShmLock(REAL(file), offset, n, flags);
 }
-static void w_shm_barrier(sqlite3_file *file)
+static void p_shm_barrier(sqlite3_file *file)
 {
   if (REAL(file)->pMethods->iVersion >= 2)
     REAL(file)->pMethods->xShmBarrier(REAL(file));
 }
-static int w_shm_unmap(sqlite3_file *file, int del)
+static int p_shm_unmap(sqlite3_file *file, int del)
 {
   return REAL(file)->pMethods->iVersion < 2 ? SQLITE_OK : REAL(file)->pMethods->xShmUnmap(REAL(file), del);
 }
+static int p_fetch(sqlite3_file *file, sqlite3_int64 off, int amount, void **pp)
+{
+  *pp = NULL;
+  return REAL(file)->pMethods->iVersion < 3 ? SQLITE_OK : REAL(file)->pMethods->xFetch(REAL(file), off, amount, pp);
+}
+static int p_unfetch(sqlite3_file *file, sqlite3_int64 off, void *p)
+{
+  return REAL(file)->pMethods->iVersion < 3 ? SQLITE_OK : REAL(file)->pMethods->xUnfetch(REAL(file), off, p);
+}
 
 static const sqlite3_io_methods wal_methods = {
-  3, w_close, w_read, w_write, w_truncate, w_sync, w_file_size, w_lock, w_unlock, w_check_reserved,
-  w_file_control, w_sector_size, w_device, w_shm_map, w_shm_lock, w_shm_barrier, w_shm_unmap, w_fetch, w_unfetch,
+  3, w_close, w_read, w_write, w_truncate, w_sync, w_file_size, p_lock, p_unlock, p_check_reserved,
+  w_file_control, p_sector_size, p_device, p_shm_map, p_shm_lock, p_shm_barrier, p_shm_unmap, w_fetch, p_unfetch,
 };
+
+/* ---- the main database file: watches the WAL write lock (shared-memory slot 0) ------------- */
+
+static int d_shm_lock(sqlite3_file *file, int offset, int n, int flags)
+{
+  struct dbfile *d = (struct dbfile *)file;
+  int rc = p_shm_lock(file, offset, n, flags);
+  if (rc == SQLITE_OK && offset == 0 && n >= 1 && (flags & SQLITE_SHM_EXCLUSIVE)) {
+    if (flags & SQLITE_SHM_LOCK) {
+      d->writer = 1;
+    } else {
+      d->writer = 0;
+      if (d->wal)
+        discard(d->wal);
+    }
+  }
+  return rc;
+}
+
+static int d_close(sqlite3_file *file)
+{
+  struct dbfile *d = (struct dbfile *)file;
+  pthread_mutex_lock(&files_mu);
+  for (struct dbfile **p = &files; *p; p = &(*p)->next)
+    if (*p == d) {
+      *p = d->next;
+      break;
+    }
+  if (d->wal)
+    d->wal->db = NULL;
+  pthread_mutex_unlock(&files_mu);
+  return d->real->pMethods->xClose(d->real);
+}
+
+static const sqlite3_io_methods db_methods = {
+  3, d_close, p_read, p_write, p_truncate, p_sync, p_file_size, p_lock, p_unlock, p_check_reserved,
+  p_file_control, p_sector_size, p_device, p_shm_map, d_shm_lock, p_shm_barrier, p_shm_unmap, p_fetch, p_unfetch,
+};
+
+/* Open the wrapped VFS's file right after our struct of `size` bytes at file. */
+static int open_real(sqlite3_file *file, size_t size, const char *name, int flags, int *out)
+{
+  memset(file, 0, size);
+  sqlite3_file *real = (sqlite3_file *)((char *)file + size);
+  ((struct walfile *)file)->real = real;   /* same offset in both structs */
+  real->pMethods = NULL;
+  int rc = real_vfs->xOpen(real_vfs, name, real, flags, out);
+  if (rc != SQLITE_OK && real->pMethods) {
+    /* SQLite closes a failed open only through our methods, which we do not set */
+    real->pMethods->xClose(real);
+  }
+  return rc;
+}
 
 static int v_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *file, int flags, int *out)
 {
   (void)vfs;
-  if (!(flags & SQLITE_OPEN_WAL))
+  int rc;
+  if ((flags & SQLITE_OPEN_MAIN_DB) && name) {
+    struct dbfile *d = (struct dbfile *)file;
+    if ((rc = open_real(file, sizeof *d, name, flags, out)) != SQLITE_OK)
+      return rc;
+    d->name = name;
+    d->base.pMethods = &db_methods;
+    pthread_mutex_lock(&files_mu);
+    d->next = files;
+    files = d;
+    pthread_mutex_unlock(&files_mu);
+    return SQLITE_OK;
+  }
+  if (!(flags & SQLITE_OPEN_WAL) || !name)
     return real_vfs->xOpen(real_vfs, name, file, flags, out);
   struct walfile *f = (struct walfile *)file;
-  memset(f, 0, sizeof *f);
-  f->real = (sqlite3_file *)(f + 1);
-  f->real->pMethods = NULL;
-  int rc = real_vfs->xOpen(real_vfs, name, f->real, flags, out);
-  if (rc != SQLITE_OK) {
-    /* SQLite closes a failed open only through our methods, which we do not set */
-    if (f->real->pMethods)
-      f->real->pMethods->xClose(f->real);
+  if ((rc = open_real(file, sizeof *f, name, flags, out)) != SQLITE_OK)
     return rc;
-  }
+  f->end = -1;
+  /* the database file of this connection: SQLite derives the WAL's name from the same block,
+   * so the pointer identifies the connection (two connections to one file have two) */
+  const char *db = sqlite3_filename_database(name);
+  pthread_mutex_lock(&files_mu);
+  for (struct dbfile *d = files; d; d = d->next)
+    if (d->name == db && !d->wal) {
+      d->wal = f;
+      f->db = d;
+      break;
+    }
+  pthread_mutex_unlock(&files_mu);
   f->base.pMethods = &wal_methods;
   return SQLITE_OK;
 }
@@ -268,9 +429,10 @@ static void init(void)
   if (!r)
     return;
   real_vfs = r;
+  size_t ours = sizeof(struct walfile) > sizeof(struct dbfile) ? sizeof(struct walfile) : sizeof(struct dbfile);
   wal_vfs = (sqlite3_vfs){
     .iVersion = r->iVersion < 3 ? r->iVersion : 3,
-    .szOsFile = (int)sizeof(struct walfile) + r->szOsFile,
+    .szOsFile = (int)ours + r->szOsFile,
     .mxPathname = r->mxPathname,
     .zName = "engram-wal",
     .xOpen = v_open, .xDelete = v_delete, .xAccess = v_access, .xFullPathname = v_full_pathname,

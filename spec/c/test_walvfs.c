@@ -6,6 +6,7 @@
 #include "test.h"
 #include "walvfs.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdlib.h>
@@ -96,6 +97,29 @@ static long long wal_size(const char *name)
   struct stat sb;
   snprintf(p, sizeof p, "%s-wal", path(name));
   return stat(p, &sb) == 0 ? (long long)sb.st_size : -1;
+}
+
+/* Copy name and its WAL to copy (and drop copy's old files): what a crash at this moment would
+ * leave on disk, for SQLite's recovery to read. */
+static void snapshot(const char *name, const char *copy)
+{
+  char cmd[4400], from[600], to[600];
+  snprintf(from, sizeof from, "%s", path(name));
+  snprintf(to, sizeof to, "%s", path(copy));
+  snprintf(cmd, sizeof cmd, "rm -f '%s' '%s-wal' '%s-shm' && cp '%s' '%s' && cp '%s-wal' '%s-wal'", to, to, to, from,
+           to, from, to);
+  CHECK_EQ(system(cmd), 0);
+}
+
+/* Rows and integrity of a snapshot, read through the default VFS (which recovers its WAL). */
+static int recovered_rows(const char *copy)
+{
+  sqlite3 *db = open_db(copy, 0);
+  int n = db ? verify(db) : -2;
+  if (db && !integrity_ok(db))
+    n = -3;
+  sqlite3_close(db);
+  return n;
 }
 
 TEST(the_vfs_is_registered_once_under_one_name)
@@ -203,6 +227,181 @@ TEST(checkpoints_and_wal_restarts_keep_every_commit)
   sqlite3_close(again);
 }
 
+/* Rows of table t and integrity of a snapshot, read through the default VFS (which recovers
+ * its WAL); -1 when it cannot be read, -2 when it is not sound. */
+static int recovered_count(const char *copy)
+{
+  sqlite3 *db = open_db(copy, 0);
+  sqlite3_stmt *st = NULL;
+  int n = -1;
+  if (db && sqlite3_prepare_v2(db, "SELECT count(*) FROM t", -1, &st, NULL) == SQLITE_OK &&
+      sqlite3_step(st) == SQLITE_ROW)
+    n = sqlite3_column_int(st, 0);
+  sqlite3_finalize(st);
+  if (db && n >= 0 && !integrity_ok(db))
+    n = -2;
+  sqlite3_close(db);
+  return n;
+}
+
+#define RANDOM_ROWS(table, first, n)                                                            \
+  "WITH RECURSIVE c(i) AS (SELECT " #first " UNION ALL SELECT i + 1 FROM c WHERE i < " #first   \
+  " + " #n " - 1) INSERT INTO " table " SELECT i, randomblob(3000) FROM c"
+
+/* Spilled pages changed again before the commit make SQLite rewrite the checksums of the frames
+ * it wrote since (walRewriteChecksums: a read, then a 24-byte write at an earlier frame): those
+ * headers must reach the file before the commit is published, or recovery stops short. */
+TEST(a_commit_that_rewrites_spilled_frames_survives_a_crash_right_after_it)
+{
+  sqlite3 *w = open_db("rewrite.db", 1), *other = open_db("rewrite.db", 1);
+  CHECK(w && other);
+  CHECK_EQ(exec(w, "PRAGMA cache_size = 16; CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)"), SQLITE_OK);
+  CHECK_EQ(exec(w, "BEGIN"), SQLITE_OK);
+  CHECK_EQ(exec(w, RANDOM_ROWS("t", 1, 600)), SQLITE_OK);
+  CHECK_EQ(exec(w, "UPDATE t SET v = randomblob(3000) WHERE id % 7 = 0"), SQLITE_OK);
+  CHECK_EQ(exec(w, "COMMIT"), SQLITE_OK);
+  snapshot("rewrite.db", "rewrite-crash.db");
+  CHECK_EQ(recovered_count("rewrite-crash.db"), 600);
+  /* nothing this connection still holds may land on another connection's frames later */
+  CHECK_EQ(exec(other, "PRAGMA wal_checkpoint(TRUNCATE)"), SQLITE_OK);
+  for (int k = 0; k < 50; k++)
+    CHECK_EQ(exec(other, "INSERT INTO t SELECT max(id) + 1, randomblob(100) FROM t"), SQLITE_OK);
+  sqlite3_close(w);
+  snapshot("rewrite.db", "rewrite-crash.db");
+  CHECK_EQ(recovered_count("rewrite-crash.db"), 650);
+  sqlite3_close(other);
+}
+
+/* Frames spilled by a transaction that rolls back were never part of the database: they must not
+ * be written later over the frames of the connection that commits next. */
+TEST(frames_of_a_rolled_back_transaction_never_reach_the_file)
+{
+  sqlite3 *a = open_db("rollback.db", 1), *b = open_db("rollback.db", 1);
+  CHECK(a && b);
+  CHECK_EQ(exec(a, "PRAGMA cache_size = 10; CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)"), SQLITE_OK);
+  CHECK_EQ(exec(a, "CREATE TABLE u(id INTEGER PRIMARY KEY, v BLOB)"), SQLITE_OK);
+  int total = 0;
+  for (int round = 0; round < 4; round++) {
+    CHECK_EQ(exec(b, "PRAGMA wal_checkpoint(TRUNCATE)"), SQLITE_OK);
+    CHECK_EQ(exec(a, "BEGIN"), SQLITE_OK);
+    CHECK_EQ(exec(a, RANDOM_ROWS("u", 1, 30)), SQLITE_OK);   /* spills, the last frames gathered */
+    CHECK_EQ(exec(a, "ROLLBACK"), SQLITE_OK);
+    CHECK_EQ(exec(b, "BEGIN"), SQLITE_OK);
+    CHECK_EQ(insert(b, total + 1, 40), SQLITE_OK);
+    CHECK_EQ(exec(b, "COMMIT"), SQLITE_OK);
+    total += 40;
+    CHECK_EQ(verify(a), total);   /* a reads the WAL: anything it still held would be written now */
+    CHECK_EQ(verify(b), total);
+  }
+  sqlite3_close(a);
+  CHECK_EQ(verify(b), total);
+  snapshot("rollback.db", "rollback-crash.db");
+  CHECK_EQ(recovered_rows("rollback-crash.db"), total);
+  sqlite3_close(b);
+}
+
+/* The unix VFS's pwrite, replaced in a child to fail with ENOSPC while `failing` is set. */
+static sqlite3_syscall_ptr real_pwrite, real_pwrite64;
+static volatile int failing;
+
+static ssize_t failing_pwrite(int fd, const void *p, size_t n, off_t off)
+{
+  if (failing) {
+    errno = ENOSPC;
+    return -1;
+  }
+  return ((ssize_t (*)(int, const void *, size_t, off_t))real_pwrite)(fd, p, n, off);
+}
+
+static ssize_t failing_pwrite64(int fd, const void *p, size_t n, off_t off)
+{
+  if (failing) {
+    errno = ENOSPC;
+    return -1;
+  }
+  return ((ssize_t (*)(int, const void *, size_t, off_t))real_pwrite64)(fd, p, n, off);
+}
+
+/* In a child: gathered spill frames fail to be written when the transaction reads them back
+ * (the disk is full); the read fails, the transaction goes on, and its commit (once there is
+ * room again) must write them, or the database would point at frames that are not there. */
+static void full_disk_during_a_read(void *arg)
+{
+  (void)arg;
+  sqlite3_vfs *v = sqlite3_vfs_find(engram_walvfs_name());
+  real_pwrite = v->xGetSystemCall(v, "pwrite");
+  real_pwrite64 = v->xGetSystemCall(v, "pwrite64");
+  if (real_pwrite)
+    v->xSetSystemCall(v, "pwrite", (sqlite3_syscall_ptr)failing_pwrite);
+  if (real_pwrite64)
+    v->xSetSystemCall(v, "pwrite64", (sqlite3_syscall_ptr)failing_pwrite64);
+  sqlite3 *w = open_db("enospc.db", 1);
+  if (!w || exec(w, "PRAGMA cache_size = 10; CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)"))
+    exit(2);
+  if (exec(w, "BEGIN") || exec(w, RANDOM_ROWS("t", 1, 60)))
+    exit(3);
+  failing = 1;
+  int rc = exec(w, "UPDATE t SET v = zeroblob(3000) WHERE id <= 3");   /* reads spilled pages */
+  failing = 0;
+  if (rc == SQLITE_OK)
+    exit(4);   /* nothing was gathered when the read came: the test did not test anything */
+  if (exec(w, "COMMIT") != SQLITE_OK)
+    sqlite3_exec(w, "ROLLBACK", NULL, NULL, NULL);
+  sqlite3_close(w);
+  exit(0);
+}
+
+TEST(a_write_that_fails_during_a_read_cannot_leave_a_commit_without_its_frames)
+{
+  char out[4096];
+  int status = test_child(full_disk_during_a_read, NULL, out, sizeof out);
+  CHECK(WIFEXITED(status));
+  CHECK_EQ(WEXITSTATUS(status), 0);
+  int n = recovered_count("enospc.db");
+  CHECK(n == 0 || n == 60);   /* all or nothing, and a sound file either way */
+  CHECK(n >= 0);
+}
+
+/* synchronous = FULL with powersafe overwrite off pads a commit to a sector boundary and splits
+ * the write that crosses it; no piece of that may be taken for a frame. */
+TEST(full_sync_with_padding_keeps_every_commit)
+{
+  sqlite3 *w = NULL, *r = NULL;
+  char uri[700];
+  snprintf(uri, sizeof uri, "file:%s?psow=0", path("pad.db"));
+  CHECK_EQ(sqlite3_open_v2(uri, &w, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI, engram_walvfs_name()),
+           SQLITE_OK);
+  CHECK_EQ(exec(w, "PRAGMA page_size = 1024; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
+                   "PRAGMA wal_autocheckpoint = 0; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)"),
+           SQLITE_OK);
+  r = open_db("pad.db", 0);
+  sqlite3_stmt *ins, *chk;
+  CHECK_EQ(sqlite3_prepare_v2(w, "INSERT INTO t VALUES (?1, printf('%0100d', ?1))", -1, &ins, NULL), SQLITE_OK);
+  CHECK_EQ(sqlite3_prepare_v2(r, "SELECT count(*), sum(v <> printf('%0100d', id)) FROM t", -1, &chk, NULL), SQLITE_OK);
+  int bad = 0, k;
+  for (k = 1; k <= 400 && !bad; k++) {
+    sqlite3_bind_int(ins, 1, k);
+    bad += sqlite3_step(ins) != SQLITE_DONE;
+    sqlite3_reset(ins);
+    bad += sqlite3_step(chk) != SQLITE_ROW || sqlite3_column_int(chk, 0) != k || sqlite3_column_int(chk, 1) != 0;
+    sqlite3_reset(chk);
+  }
+  CHECK_EQ(bad, 0);
+  sqlite3_finalize(ins);
+  sqlite3_finalize(chk);
+  snapshot("pad.db", "pad-crash.db");
+  sqlite3 *c = open_db("pad-crash.db", 0);
+  sqlite3_stmt *st;
+  sqlite3_prepare_v2(c, "SELECT count(*) FROM t", -1, &st, NULL);
+  CHECK_EQ(sqlite3_step(st), SQLITE_ROW);
+  CHECK_EQ(sqlite3_column_int(st, 0), 400);
+  sqlite3_finalize(st);
+  CHECK(integrity_ok(c));
+  sqlite3_close(c);
+  sqlite3_close(w);
+  sqlite3_close(r);
+}
+
 /* In a child: a file size limit makes the commit's write fail; the commit reports it, and the
  * database keeps its last good state, which the same connection can extend once the limit is
  * gone. Exit status: 0 as expected, else the step that differed. */
@@ -266,6 +465,10 @@ int main(void)
   RUN(a_transaction_larger_than_the_page_cache_reads_its_spilled_pages_back);
   RUN(checkpoints_and_wal_restarts_keep_every_commit);
   RUN(a_commit_whose_write_fails_is_rolled_back_and_the_database_keeps_its_last_state);
+  RUN(a_commit_that_rewrites_spilled_frames_survives_a_crash_right_after_it);
+  RUN(frames_of_a_rolled_back_transaction_never_reach_the_file);
+  RUN(a_write_that_fails_during_a_read_cannot_leave_a_commit_without_its_frames);
+  RUN(full_sync_with_padding_keeps_every_commit);
   char cmd[300];
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
   if (system(cmd) != 0)
