@@ -86,13 +86,16 @@ static int real_write(struct walfile *f, const void *p, int amount, sqlite3_int6
   return rc;
 }
 
-/* Write the gathered run. On failure it stays gathered (see the top of the file). */
+/* Write the gathered run. On failure it stays gathered (see the top of the file), unless it
+ * ends with a commit frame. */
 static int flush(struct walfile *f)
 {
   if (!f->len)
     return SQLITE_OK;
   int rc = real_write(f, f->buf, (int)f->len, f->at);
-  if (rc == SQLITE_OK)
+  /* a failed commit is rolled back whole: its run must never be retried (a retry during the
+   * rollback's reads would leave a valid commit frame on disk for recovery to replay) */
+  if (rc == SQLITE_OK || (f->commit && !f->page_next))
     f->len = 0, f->page_next = f->commit = 0;
   return rc;
 }
