@@ -71,7 +71,6 @@ static struct dbfile *files;
 static uint64_t writes;
 
 #define REAL(file) (((struct walfile *)(file))->real)   /* both structs start alike */
-#define REAL_DB(file) (((struct dbfile *)(file))->real)
 
 static uint32_t be32(const unsigned char *p)
 {
