@@ -292,26 +292,53 @@ TEST(frames_of_a_rolled_back_transaction_never_reach_the_file)
   sqlite3_close(b);
 }
 
+/* Run fn in a child process, which must exit with status 0 (else the status names the step
+ * that differed). */
+static void child_succeeds(void (*fn)(void *), void *arg)
+{
+  char out[4096];
+  int status = test_child(fn, arg, out, sizeof out);
+  CHECK(WIFEXITED(status));
+  CHECK_EQ(WEXITSTATUS(status), 0);
+}
+
 /* The unix VFS's pwrite, replaced in a child to fail with ENOSPC while `failing` is set. */
 static sqlite3_syscall_ptr real_pwrite, real_pwrite64;
-static volatile int failing;
+static volatile int failing, fail_next;
+
+static int fails(void)
+{
+  if (!failing && !fail_next)
+    return 0;
+  fail_next = 0;
+  errno = ENOSPC;
+  return 1;
+}
 
 static ssize_t failing_pwrite(int fd, const void *p, size_t n, off_t off)
 {
-  if (failing) {
-    errno = ENOSPC;
+  if (fails())
     return -1;
-  }
   return ((ssize_t (*)(int, const void *, size_t, off_t))real_pwrite)(fd, p, n, off);
 }
 
 static ssize_t failing_pwrite64(int fd, const void *p, size_t n, off_t off)
 {
-  if (failing) {
-    errno = ENOSPC;
+  if (fails())
     return -1;
-  }
   return ((ssize_t (*)(int, const void *, size_t, off_t))real_pwrite64)(fd, p, n, off);
+}
+
+/* Route the unix VFS's pwrite through the failing versions above. */
+static void inject_write_failures(void)
+{
+  sqlite3_vfs *v = sqlite3_vfs_find(engram_walvfs_name());
+  real_pwrite = v->xGetSystemCall(v, "pwrite");
+  real_pwrite64 = v->xGetSystemCall(v, "pwrite64");
+  if (real_pwrite)
+    v->xSetSystemCall(v, "pwrite", (sqlite3_syscall_ptr)failing_pwrite);
+  if (real_pwrite64)
+    v->xSetSystemCall(v, "pwrite64", (sqlite3_syscall_ptr)failing_pwrite64);
 }
 
 /* In a child: gathered spill frames fail to be written when the transaction reads them back
@@ -320,13 +347,7 @@ static ssize_t failing_pwrite64(int fd, const void *p, size_t n, off_t off)
 static void full_disk_during_a_read(void *arg)
 {
   (void)arg;
-  sqlite3_vfs *v = sqlite3_vfs_find(engram_walvfs_name());
-  real_pwrite = v->xGetSystemCall(v, "pwrite");
-  real_pwrite64 = v->xGetSystemCall(v, "pwrite64");
-  if (real_pwrite)
-    v->xSetSystemCall(v, "pwrite", (sqlite3_syscall_ptr)failing_pwrite);
-  if (real_pwrite64)
-    v->xSetSystemCall(v, "pwrite64", (sqlite3_syscall_ptr)failing_pwrite64);
+  inject_write_failures();
   sqlite3 *w = open_db("enospc.db", 1);
   if (!w || exec(w, "PRAGMA cache_size = 10; CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)"))
     exit(2);
@@ -345,13 +366,42 @@ static void full_disk_during_a_read(void *arg)
 
 TEST(a_write_that_fails_during_a_read_cannot_leave_a_commit_without_its_frames)
 {
-  char out[4096];
-  int status = test_child(full_disk_during_a_read, NULL, out, sizeof out);
-  CHECK(WIFEXITED(status));
-  CHECK_EQ(WEXITSTATUS(status), 0);
+  child_succeeds(full_disk_during_a_read, NULL);
   int n = recovered("enospc.db", 0);
   CHECK(n == 0 || n == 60);   /* all or nothing, and a sound file either way */
   CHECK(n >= 0);
+}
+
+/* In a child: the one write of a small commit fails once. SQLite rolls the transaction back,
+ * reading the WAL as it does; the failed run must not be written then (or by any later read),
+ * or recovery after a crash would replay a commit its caller was told had failed. The child
+ * leaves a crash snapshot of the moment after the rollback and a read. */
+static void failed_commit_then_read(void *arg)
+{
+  (void)arg;
+  inject_write_failures();
+  sqlite3 *w = open_db("failed.db", 1);
+  if (!w || exec(w, "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)") || exec(w, "BEGIN") || insert(w, 1, 10) ||
+      exec(w, "COMMIT"))
+    exit(2);
+  if (exec(w, "BEGIN") || insert(w, 11, 5))
+    exit(3);
+  fail_next = 1;
+  if (exec(w, "COMMIT") == SQLITE_OK)
+    exit(4);
+  if (fail_next)
+    exit(5);   /* the commit wrote nothing: the test did not test anything */
+  sqlite3_exec(w, "ROLLBACK", NULL, NULL, NULL);
+  if (verify(w) != 10)
+    exit(6);
+  snapshot("failed.db", "failed-crash.db");
+  exit(0);
+}
+
+TEST(the_frames_of_a_failed_commit_are_never_written_later)
+{
+  child_succeeds(failed_commit_then_read, NULL);
+  CHECK_EQ(recovered("failed-crash.db", 1), 10);
 }
 
 /* synchronous = FULL with powersafe overwrite off pads a commit to a sector boundary and splits
@@ -431,12 +481,10 @@ TEST(a_commit_whose_write_fails_is_rolled_back_and_the_database_keeps_its_last_s
   static const int rows[] = { 20, 100 };
   for (int i = 0; i < 2; i++) {
     unlink(path("full.db"));
-    char out[4096], wal[600];
+    char wal[600];
     snprintf(wal, sizeof wal, "%s-wal", path("full.db"));
     unlink(wal);
-    int status = test_child(fail_then_recover, (void *)&rows[i], out, sizeof out);
-    CHECK(WIFEXITED(status));
-    CHECK_EQ(WEXITSTATUS(status), 0);
+    child_succeeds(fail_then_recover, (void *)&rows[i]);
     sqlite3 *r = open_db("full.db", 0);
     CHECK_EQ(verify(r), 10 + rows[i]);
     CHECK(integrity_ok(r));
@@ -461,6 +509,7 @@ int main(void)
   RUN(frames_of_a_rolled_back_transaction_never_reach_the_file);
   RUN(a_write_that_fails_during_a_read_cannot_leave_a_commit_without_its_frames);
   RUN(full_sync_with_padding_keeps_every_commit);
+  RUN(the_frames_of_a_failed_commit_are_never_written_later);
   char cmd[300];
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
   if (system(cmd) != 0)
