@@ -83,6 +83,9 @@ enum {
   SPREAD_CHECK_ALL = 2       /* also the targets of inactive sources: sets `clean` */
 };
 
+/* Edges (4-byte target and weight each) ahead of the current source that a round prefetches. */
+#define SPREAD_PF_AHEAD 256
+
 typedef struct engram_spread_round {
   const uint32_t *off, *tg;  /* offsets[n+1] (already checked), targets */
   const float *w;

@@ -7,7 +7,8 @@
  * load and multiply and the per-edge target test. The products are extracted from a register
  * rather than stored and reloaded, which leaves one load (the target) and one read-modify-write
  * per edge. Each sum is the rounded product then the rounded addition, as in the scalar file
- * (no fused multiply-add), so the results are the same bit for bit.
+ * (no fused multiply-add), so the results are the same bit for bit. Targets and weights are
+ * prefetched SPREAD_PF_AHEAD edges ahead (see spread_avx512.c).
  */
 #include "kernels.h"
 
@@ -143,6 +144,8 @@ int engram_spread_round_avx2(engram_spread_round *r)
   for (uint32_t s = 0; s < n; s++) {
     const float a = src[s];
     const uint32_t e = off[s], end = off[s + 1];
+    _mm_prefetch((const char *)(tg + e + SPREAD_PF_AHEAD), _MM_HINT_T0);
+    _mm_prefetch((const char *)(w + e + SPREAD_PF_AHEAD), _MM_HINT_T0);
     if (a == 0.0f) {
       if (check == SPREAD_CHECK_ALL && clean && any_bad(tg, e, end, lim))
         clean = 0;
