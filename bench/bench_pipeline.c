@@ -10,7 +10,11 @@
  * case gets a runtime of one worker and a few warm-up bursts; then the cases' measured bursts
  * run one at a time in four interleaved rounds (so slow spells of this shared machine fall on
  * every case alike). Stage timings come from the pipeline's own result, the total from the
- * runtime (run time on the worker).
+ * runtime (run time on the worker). The compute share is that of the compute stages
+ * (similarity, patterns, spread, decay) in a burst: "p50" divides the median of their per-burst
+ * sum by the median burst, which is what the target speaks of; "mean" divides the sums over all
+ * bursts, which counts the slow outliers (JIT trace compilations in the compute stages of early
+ * bursts, see the README).
  * Benchmarks never assert; the target rows say how far off a target is.
  */
 #include "bench.h"
@@ -185,7 +189,8 @@ static void remove_db(const char *db)
 
 struct result {
   double stage_p50[NSTAGES], stage_p99[NSTAGES];
-  double total_p50, total_p99, compute_share;
+  double total_p50, total_p99;
+  double share_p50, share_mean;   /* compute stages against the whole burst: medians, sums */
   double links;
   int bursts;
 };
@@ -198,7 +203,7 @@ struct runner {
   int script;
   engram_param param;
   int n, cap;
-  double *stage[NSTAGES], *total, compute, all, links;
+  double *stage[NSTAGES], *total, *compute, links;
 };
 
 static void runner_start(struct runner *u, const char *db, int batch, int warm, int measured)
@@ -214,6 +219,7 @@ static void runner_start(struct runner *u, const char *db, int batch, int warm, 
     free(burst(u->rt, u->script, &u->param, 1, NULL));
   u->cap = measured;
   u->total = calloc((size_t)measured, sizeof(double));
+  u->compute = calloc((size_t)measured, sizeof(double));
   for (int k = 0; k < NSTAGES; k++)
     u->stage[k] = calloc((size_t)measured, sizeof(double));
 }
@@ -227,9 +233,8 @@ static void runner_bursts(struct runner *u, int count)
     for (int k = 0; k < NSTAGES; k++) {
       double v = json_number(t, stages[k]) * 1e3;
       u->stage[k][u->n] = v;
-      u->all += v;
       if (k >= 1 && k <= 4)
-        u->compute += v;
+        u->compute[u->n] += v;
     }
     u->links += json_number(r, "links");
     u->total[u->n] = (double)ns / 1e6;
@@ -246,9 +251,14 @@ static struct result runner_finish(struct runner *u)
     res.stage_p99[k] = bench_percentile(u->stage[k], (size_t)u->n, 99);
     free(u->stage[k]);
   }
+  double compute = 0, all = 0;
+  for (int i = 0; i < u->n; i++)
+    compute += u->compute[i], all += u->total[i];
+  res.share_mean = all > 0 ? compute / all : 0;
   res.total_p50 = bench_median(u->total, (size_t)u->n);
   res.total_p99 = bench_percentile(u->total, (size_t)u->n, 99);
-  res.compute_share = u->all > 0 ? u->compute / u->all : 0;
+  res.share_p50 = res.total_p50 > 0 ? bench_median(u->compute, (size_t)u->n) / res.total_p50 : 0;
+  free(u->compute);
   res.links = u->links / u->n;
   free(u->total);
   return res;
@@ -357,23 +367,24 @@ int main(void)
   bench_table_begin("per-stage burst latency, ms p50 / p99 (1 worker; stage times from the pipeline's result; the "
                     "cases' bursts in 4 interleaved rounds)",
                     "store", "batch", "links/burst", "load", "similarity", "patterns", "spread", "decay", "store",
-                    "total p50", "total p99", "compute share", NULL);
+                    "total p50", "total p99", "compute share p50", "compute share mean", NULL);
   for (int c = 0; c < 4; c++) {
     struct result *r = &res[c];
     char cells[NSTAGES][48];
     for (int k = 0; k < NSTAGES; k++)
       snprintf(cells[k], sizeof cells[k], "%.2f / %.2f", r->stage_p50[k], r->stage_p99[k]);
-    bench_table_row("%d|%d|%.0f|%s|%s|%s|%s|%s|%s|%.2f|%.2f|%.0f%%", cases[c].memories, cases[c].batch, r->links,
-                    cells[0], cells[1], cells[2], cells[3], cells[4], cells[5], r->total_p50, r->total_p99,
-                    100 * r->compute_share);
+    bench_table_row("%d|%d|%.0f|%s|%s|%s|%s|%s|%s|%.2f|%.2f|%.0f%%|%.0f%%", cases[c].memories, cases[c].batch,
+                    r->links, cells[0], cells[1], cells[2], cells[3], cells[4], cells[5], r->total_p50, r->total_p99,
+                    100 * r->share_p50, 100 * r->share_mean);
   }
   bench_table_end();
 
   bench_table_begin("targets", "target", "measured", "met", NULL);
   bench_table_row("burst of 100, 10k store: p50 < 2 ms|%.2f ms|%s", res[0].total_p50, res[0].total_p50 < 2 ? "yes" : "no");
   bench_table_row("burst of 100, 100k store: p50 < 2 ms|%.2f ms|%s", res[2].total_p50, res[2].total_p50 < 2 ? "yes" : "no");
-  bench_table_row("compute < 30%% of a burst of 100 (10k)|%.0f%%|%s", 100 * res[0].compute_share,
-                  res[0].compute_share < 0.3 ? "yes" : "no");
+  for (int c = 0; c < 4; c += 2)
+    bench_table_row("compute < 30%% of a burst of 100 at p50 (%dk)|%.0f%%|%s", cases[c].memories / 1000,
+                    100 * res[c].share_p50, res[c].share_p50 < 0.3 ? "yes" : "no");
   bench_table_end();
 
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
