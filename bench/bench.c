@@ -115,35 +115,55 @@ double bench_read_bandwidth(size_t bytes, int streams, int reps)
   return bench_median(best, (size_t)reps);
 }
 
+/* Ten independent FMA chains (more than latency x ports on current x86 cores), in registers. */
+#define FMA_CHAINS 10
+
 __attribute__((target("avx2,fma")))
-static double fma_run(long iters)
+static double fma_run256(long iters)
 {
-  __m256 a[10], b = _mm256_set1_ps(0.999f), c = _mm256_set1_ps(0.001f);
-  for (int i = 0; i < 10; i++)
+  __m256 a[FMA_CHAINS], b = _mm256_set1_ps(0.999f), c = _mm256_set1_ps(0.001f);
+  for (int i = 0; i < FMA_CHAINS; i++)
     a[i] = _mm256_set1_ps((float)i);
   for (long k = 0; k < iters; k++)
-    for (int i = 0; i < 10; i++)
+    for (int i = 0; i < FMA_CHAINS; i++)
       a[i] = _mm256_fmadd_ps(a[i], b, c);
   __m256 t = a[0];
-  for (int i = 1; i < 10; i++)
+  for (int i = 1; i < FMA_CHAINS; i++)
     t = _mm256_add_ps(t, a[i]);
   float out[8];
   _mm256_storeu_ps(out, t);
   return out[0];
 }
 
-double bench_fma_gflops(void)
+__attribute__((target("avx512f")))
+static double fma_run512(long iters)
 {
-  if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
+  __m512 a[FMA_CHAINS], b = _mm512_set1_ps(0.999f), c = _mm512_set1_ps(0.001f);
+  for (int i = 0; i < FMA_CHAINS; i++)
+    a[i] = _mm512_set1_ps((float)i);
+  for (long k = 0; k < iters; k++)
+    for (int i = 0; i < FMA_CHAINS; i++)
+      a[i] = _mm512_fmadd_ps(a[i], b, c);
+  __m512 t = a[0];
+  for (int i = 1; i < FMA_CHAINS; i++)
+    t = _mm512_add_ps(t, a[i]);
+  return _mm512_reduce_add_ps(t);
+}
+
+double bench_fma_gflops(int bits)
+{
+  int lanes = bits == 512 ? 16 : 8;
+  if (bits == 512 ? !__builtin_cpu_supports("avx512f")
+                  : !__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
     return 0;
   const long iters = 2000000;
   double v[5];
   for (int r = 0; r < 5; r++) {
     uint64_t t0 = bench_now_ns();
-    double s = fma_run(iters);
+    double s = bits == 512 ? fma_run512(iters) : fma_run256(iters);
     uint64_t t1 = bench_now_ns();
     BENCH_KEEP(s);
-    v[r] = (double)iters * 10 * 8 * 2 / (double)(t1 - t0);
+    v[r] = (double)iters * FMA_CHAINS * lanes * 2 / (double)(t1 - t0);
   }
   return bench_median(v, 5);
 }

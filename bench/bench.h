@@ -27,9 +27,10 @@ size_t bench_peak_rss(void);
  * (1 = one sequential stream; up to 8 streams in parallel). Median of `reps` passes. Which
  * is faster depends on the machine: a limit is the larger of the two. */
 double bench_read_bandwidth(size_t bytes, int streams, int reps);
-/* Single-thread peak FMA throughput in GFLOP/s with 256-bit vectors (AVX2+FMA), 0 if the CPU
- * lacks it. */
-double bench_fma_gflops(void);
+/* Single-thread peak FMA throughput in GFLOP/s with 256-bit (AVX2+FMA) or 512-bit (AVX-512F)
+ * vectors, 0 if the CPU lacks them. Some cores run 512-bit FMAs at half the width's rate, some
+ * at the full rate: a kernel's limit is the probe of the width it runs. */
+double bench_fma_gflops(int bits);
 
 /* Tables: bench_table_begin("title", "col1", "col2", ..., NULL); rows with bench_table_row
  * (printf-style, columns separated by '|'); bench_table_end(). Columns are aligned. */
