@@ -105,7 +105,7 @@ static inline __m512 exp_fast(__m512 sv, __m512 tv, __m512 ch, __m512 cl, __m512
 
 /* Loads and stores of 16 lanes, plain for a whole vector and masked for the tail: the loops
  * below call their step with m = 0xffff, a constant, so only the tail pays for masks. Masked
- * loads in the main loop defeated this machine's hardware prefetcher (Zen 4): the power law
+ * loads in the main loop defeated this machine's hardware prefetcher (AMD Zen 5): the power law
  * from DRAM ran at half its in-cache speed with them. */
 static inline __m512 load16(const float *p, __mmask16 m)
 {

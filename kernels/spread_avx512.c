@@ -6,7 +6,7 @@
  * Why no gather / conflict-detect / scatter: the additions cost one load and one store per edge
  * either way; vpconflictd and vpscatterdd are multi-uop sequences on the cores that have them,
  * and repeated targets in a group would need a second, in-order path. That version has not
- * been written and measured yet; on this machine (Zen 4) the per-lane additions run local
+ * been written and measured yet; on this machine (AMD Zen 5) the per-lane additions run local
  * graphs at 65-75% of the 1-stream bound, and the AVX2 round is as fast as this one.
  *
  * Each source prefetches the targets and weights SPREAD_PF_AHEAD edges on: the hardware
