@@ -16,7 +16,13 @@
  * locks): a transaction that spilled frames and then rolled back leaves gathered frames that
  * must never reach the file, and the release of the write lock discards them (a commit wrote
  * its frames at its commit frame). A failed write keeps the run gathered: the next access
- * retries it, so a transaction cannot commit without the frames it spilled.
+ * retries it, so a transaction cannot commit without the frames it spilled. A run that holds a
+ * commit frame's header is the exception: its failure fails the commit, SQLite rolls the
+ * transaction back whole, and a later retry (the rollback itself reads the WAL) would put a
+ * commit frame of a failed transaction on disk, where recovery could replay it.
+ *
+ * The run's buffer comes from sqlite3_realloc64, so SQLite's memory configuration and limits
+ * cover it; when it cannot grow, the frame is written through after the run.
  *
  * The main database file is wrapped too, to see those locks; every other file is opened by the
  * wrapped VFS in the memory SQLite gave us (our szOsFile is larger than its), with its own
@@ -27,7 +33,6 @@
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stddef.h>
-#include <stdlib.h>
 #include <string.h>
 
 #define FRAME_HEADER 24
@@ -86,15 +91,16 @@ static int real_write(struct walfile *f, const void *p, int amount, sqlite3_int6
 }
 
 /* Write the gathered run. On failure it stays gathered (see the top of the file), unless it
- * ends with a commit frame. */
+ * holds a commit frame's header, whether or not its page was gathered too. */
 static int flush(struct walfile *f)
 {
   if (!f->len)
     return SQLITE_OK;
   int rc = real_write(f, f->buf, (int)f->len, f->at);
   /* a failed commit is rolled back whole: its run must never be retried (a retry during the
-   * rollback's reads would leave a valid commit frame on disk for recovery to replay) */
-  if (rc == SQLITE_OK || (f->commit && !f->page_next))
+   * rollback's reads would leave a commit frame on disk for recovery to replay; with its page
+   * not gathered, one whose checksum holds when the bytes already there are the same page) */
+  if (rc == SQLITE_OK || f->commit)
     f->len = 0, f->page_next = f->commit = 0;
   return rc;
 }
@@ -114,7 +120,7 @@ static int gather(struct walfile *f, const void *p, size_t n)
     size_t cap = f->cap ? f->cap : 64 * 1024;
     while (cap < f->len + n)
       cap *= 2;
-    unsigned char *nb = realloc(f->buf, cap);
+    unsigned char *nb = sqlite3_realloc64(f->buf, cap);
     if (!nb)
       return 0;   /* out of memory: the caller writes through */
     f->buf = nb;
@@ -182,7 +188,7 @@ static int w_close(sqlite3_file *file)
     f->db->wal = NULL;
   pthread_mutex_unlock(&files_mu);
   discard(f);   /* a commit wrote its frames: anything left belongs to none */
-  free(f->buf);
+  sqlite3_free(f->buf);
   f->buf = NULL;
   return f->real->pMethods->xClose(f->real);
 }

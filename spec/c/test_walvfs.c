@@ -304,10 +304,16 @@ static void child_succeeds(void (*fn)(void *), void *arg)
 
 /* The unix VFS's pwrite, replaced in a child to fail with ENOSPC while `failing` is set. */
 static sqlite3_syscall_ptr real_pwrite, real_pwrite64;
-static volatile int failing, fail_next;
+/* failing: every write fails; fail_next: the next one; fail_header = k: the k-th write of a
+ * lone frame header (24 bytes) from now */
+static volatile int failing, fail_next, fail_header;
 
-static int fails(void)
+static int fails(size_t n)
 {
+  if (fail_header && n == 24 && --fail_header == 0) {
+    errno = ENOSPC;
+    return 1;
+  }
   if (!failing && !fail_next)
     return 0;
   fail_next = 0;
@@ -317,14 +323,14 @@ static int fails(void)
 
 static ssize_t failing_pwrite(int fd, const void *p, size_t n, off_t off)
 {
-  if (fails())
+  if (fails(n))
     return -1;
   return ((ssize_t (*)(int, const void *, size_t, off_t))real_pwrite)(fd, p, n, off);
 }
 
 static ssize_t failing_pwrite64(int fd, const void *p, size_t n, off_t off)
 {
-  if (fails())
+  if (fails(n))
     return -1;
   return ((ssize_t (*)(int, const void *, size_t, off_t))real_pwrite64)(fd, p, n, off);
 }
@@ -402,6 +408,74 @@ TEST(the_frames_of_a_failed_commit_are_never_written_later)
 {
   child_succeeds(failed_commit_then_read, NULL);
   CHECK_EQ(recovered("failed-crash.db", 1), 10);
+}
+
+/* SQLite's allocator, replaced in a child (after sqlite3_shutdown) to fail the next
+ * reallocation of a block to fail_grow bytes or more once armed: the gathered run growing past
+ * 64 KiB (SQLite's own blocks stay below 128 KiB here). */
+static sqlite3_mem_methods real_mem;
+static volatile int fail_grow;
+
+static void *failing_realloc(void *p, int n)
+{
+  if (fail_grow && p && n >= fail_grow) {
+    fail_grow = 0;
+    return NULL;
+  }
+  return real_mem.xRealloc(p, n);
+}
+
+static void fail_allocations(void)
+{
+  static sqlite3_mem_methods m;
+  if (sqlite3_shutdown() != SQLITE_OK || sqlite3_config(SQLITE_CONFIG_GETMALLOC, &real_mem) != SQLITE_OK)
+    exit(10);
+  m = real_mem;
+  m.xRealloc = failing_realloc;
+  if (sqlite3_config(SQLITE_CONFIG_MALLOC, &m) != SQLITE_OK || sqlite3_initialize() != SQLITE_OK)
+    exit(11);
+}
+
+/* In a child: a commit frame's header is gathered, its 64 KiB page cannot be (the run cannot
+ * grow), and writing the header before the page then fails. The commit fails and SQLite rolls
+ * it back, reading the WAL; the header must not be written then. Here the page's place already
+ * holds the same page (the same CREATE TABLE ran in the WAL's previous generation), so a late
+ * header would make a valid commit frame and recovery would replay the failed transaction. */
+static void commit_header_fails_without_its_page(void *arg)
+{
+  (void)arg;
+  fail_allocations();
+  sqlite3 *d = NULL, *a;
+  if (sqlite3_open_v2(path("oom.db"), &d, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK ||
+      exec(d, "PRAGMA page_size = 65536; PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0;"
+                    "CREATE TABLE t(a); PRAGMA wal_checkpoint(TRUNCATE); PRAGMA user_version = 1;"
+                    "CREATE TABLE x(a); DROP TABLE x; PRAGMA wal_checkpoint(RESTART); PRAGMA user_version = 2"))
+    exit(2);
+  if (!(a = open_db("oom.db", 1)) || exec(a, "PRAGMA wal_autocheckpoint = 0; SELECT count(*) FROM sqlite_schema"))
+    exit(3);
+  inject_write_failures();
+  fail_grow = 128 * 1024;
+  fail_header = 2;   /* the transaction's first frame (page 1) is written through; then page 3's,
+                        the commit frame, whose header is gathered alone */
+  if (exec(a, "CREATE TABLE x(a)") == SQLITE_OK)
+    exit(4);
+  if (fail_grow || fail_header)
+    exit(5);   /* the path under test was not taken: the test did not test anything */
+  if (exec(a, "SELECT * FROM x") == SQLITE_OK)
+    exit(6);
+  snapshot("oom.db", "oom-crash.db");
+  exit(0);
+}
+
+TEST(a_commit_header_whose_page_could_not_be_gathered_is_never_written_after_its_failure)
+{
+  child_succeeds(commit_header_fails_without_its_page, NULL);
+  sqlite3 *c = open_db("oom-crash.db", 0);
+  CHECK(c != NULL);
+  CHECK(exec(c, "SELECT * FROM x") != SQLITE_OK);   /* no such table: the failed commit stayed failed */
+  CHECK_EQ(exec(c, "SELECT * FROM t"), SQLITE_OK);
+  CHECK(integrity_ok(c));
+  sqlite3_close(c);
 }
 
 /* synchronous = FULL with powersafe overwrite off pads a commit to a sector boundary and splits
@@ -510,6 +584,7 @@ int main(void)
   RUN(a_write_that_fails_during_a_read_cannot_leave_a_commit_without_its_frames);
   RUN(full_sync_with_padding_keeps_every_commit);
   RUN(the_frames_of_a_failed_commit_are_never_written_later);
+  RUN(a_commit_header_whose_page_could_not_be_gathered_is_never_written_after_its_failure);
   char cmd[300];
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
   if (system(cmd) != 0)
