@@ -564,7 +564,7 @@ int main(int argc, char **argv)
   bw8 = bench_read_bandwidth((size_t)512 << 20, 8, 3);
   /* the FMA limit of the vector width the kernels run at (AVX-512 variants: 512-bit) */
   double fma256 = bench_fma_gflops(256), fma512 = bench_fma_gflops(512);
-  int wide = strcmp(engram_kernel_isa_name(engram_kernel_isa()), "avx512") == 0;
+  int wide = engram_kernel_isa() == ENGRAM_ISA_AVX512;
   fma_peak = wide ? fma512 : fma256;
   printf("limits (this run, 1 thread): read 1 stream %.1f GB/s, 8 streams %.1f GB/s; FMA %.1f GFLOP/s 256-bit, "
          "%.1f 512-bit (%s is the limit below)\n",
